@@ -1,0 +1,332 @@
+/*
+ * conveyor.h — the whole C contract of Conveyor's core.
+ *
+ * Conveyor moves large numeric arrays between the stages of a pipeline without copying
+ * them. This header is its embeddable C11 core: SIMD elementwise kernels with OpenMP
+ * parallel loops. If a name is not declared here, it is not API: everything under
+ * CKernels/src is private and may change in any release.
+ *
+ * Reading order, simple to advanced:
+ *   1. Versions         compile-time macros and the runtime version of the library.
+ *   2. Status codes     every fallible function returns an int, 0 = success.
+ *   3. Threads          how many threads the kernels use, and when they go parallel.
+ *   4. Elementwise      out = op(x) for one op: scalar and array operands, f64 and f32.
+ *   5. Programs         several elementwise ops fused into one pass over memory.
+ *   6. Reductions       an accurate, deterministic sum.
+ *   7. Random numbers   a counter-based uniform generator, identical for any threading.
+ *
+ * Conventions that hold for every function below:
+ *   - Prefix: every public symbol starts with `conveyor_` or `CONVEYOR_`.
+ *   - Arrays are passed as (pointer, element count). A pointer may be NULL only when the
+ *     count is 0. Pointers must be aligned to their element type (any SIMD alignment is
+ *     fine: the kernels handle any start address and any length).
+ *   - Output first, like memcpy: `conveyor_f64_add_scalar(out, x, a, n)`.
+ *   - `out` may be exactly the same array as `x` (in place); a partial overlap between
+ *     an output and an input is rejected with CONVEYOR_E_OVERLAP, never computed wrongly.
+ *   - Floating-point follows IEEE 754 with no contraction: `a*x + b` is rounded twice
+ *     on every machine, so results are bit-identical across CPUs and code paths.
+ *     Division by zero gives an infinity or NaN, not an error.
+ *   - Functions are thread-safe; the settings in section 3 are process-wide.
+ *
+ * The header is self-contained C11 and also compiles as C++ (declarations are
+ * `extern "C"`). It includes only <stddef.h> and <stdint.h>.
+ */
+#ifndef CONVEYOR_H
+#define CONVEYOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ===================================================================================
+ * 1. Versions
+ * =================================================================================== */
+
+/** Major version: incremented on any incompatible change of this header. */
+#define CONVEYOR_VERSION_MAJOR 0
+/** Minor version: incremented when functions or status codes are added. */
+#define CONVEYOR_VERSION_MINOR 1
+/** Patch version: incremented for fixes that change no declaration. */
+#define CONVEYOR_VERSION_PATCH 0
+/** The version as one comparable number: major * 10000 + minor * 100 + patch. */
+#define CONVEYOR_VERSION_NUMBER \
+    (CONVEYOR_VERSION_MAJOR * 10000 + CONVEYOR_VERSION_MINOR * 100 + CONVEYOR_VERSION_PATCH)
+/** The version as a string literal, "major.minor.patch". */
+#define CONVEYOR_VERSION_STRING "0.1.0"
+/** True (1) at compile time when this header is at least version major.minor.patch. */
+#define CONVEYOR_CHECK_VERSION(major, minor, patch) \
+    (CONVEYOR_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
+
+/**
+ * The version of the library actually linked, as CONVEYOR_VERSION_NUMBER encodes it.
+ * Compare it with the macro to detect a header/library mismatch. Cost: a return.
+ */
+int conveyor_version_number(void);
+
+/** The linked library's version as a static string, e.g. "0.1.0". Never NULL. */
+const char *conveyor_version_string(void);
+
+/* ===================================================================================
+ * 2. Status codes
+ * =================================================================================== */
+
+/**
+ * Every fallible function returns one of these. The numbers are stable: a code keeps its
+ * meaning in every later version, and new codes only get new numbers.
+ */
+enum conveyor_status {
+    CONVEYOR_OK = 0,                 /**< Success. */
+    CONVEYOR_E_NULL_POINTER = 1,     /**< A required pointer was NULL (with a count > 0). */
+    CONVEYOR_E_INVALID_ARGUMENT = 2, /**< An argument is outside its documented range. */
+    CONVEYOR_E_OVERFLOW = 3,         /**< A byte size computed from a count overflows. */
+    CONVEYOR_E_MISALIGNED = 4,       /**< A pointer is not aligned to its element type. */
+    CONVEYOR_E_OVERLAP = 5,          /**< An output partially overlaps an input. */
+    CONVEYOR_E_UNSUPPORTED = 6,      /**< The feature is not built in (e.g. no OpenMP). */
+    CONVEYOR_E_NO_MEMORY = 7         /**< An allocation failed. */
+};
+
+/**
+ * A one-line English message for a status code, e.g. "output partially overlaps an
+ * input". Unknown codes give "unknown conveyor status code". Never NULL; the string is
+ * static and must not be freed. Cost: a table lookup.
+ */
+const char *conveyor_status_message(int status);
+
+/**
+ * The symbolic name of a status code, e.g. "CONVEYOR_E_OVERLAP", or
+ * "CONVEYOR_E_UNKNOWN" for an unknown code. Never NULL; static storage.
+ */
+const char *conveyor_status_name(int status);
+
+/* ===================================================================================
+ * 3. Threads
+ *
+ * With OpenMP built in (the default), a kernel splits its work into one contiguous chunk
+ * per thread, but only when its output is at least the parallel threshold: a parallel
+ * region costs microseconds, which small arrays cannot repay.
+ *
+ * Idle-spin policy: after a parallel region, LLVM's libomp keeps its worker threads
+ * spinning for KMP_BLOCKTIME milliseconds (200 by default). In a pipeline that runs one
+ * stage per core, that spin steals the core another stage needs. Conveyor therefore sets
+ * KMP_BLOCKTIME=0 when the library is loaded, unless the environment already sets it:
+ * workers sleep at once, and waking them costs a few microseconds per region, which the
+ * threshold accounts for. Export KMP_BLOCKTIME yourself to choose otherwise.
+ * =================================================================================== */
+
+/** The largest thread count conveyor_set_threads accepts. */
+#define CONVEYOR_MAX_THREADS 256
+
+/** 1 if this library was built with OpenMP (parallel kernels), 0 if it is serial. */
+int conveyor_has_openmp(void);
+
+/**
+ * Sets the number of threads every kernel uses from now on, process-wide.
+ * `threads` must be in 1...CONVEYOR_MAX_THREADS (else CONVEYOR_E_INVALID_ARGUMENT).
+ * A serial build accepts 1 and returns CONVEYOR_E_UNSUPPORTED for more.
+ * The default is OpenMP's own (OMP_NUM_THREADS, else the number of cores); 1 when serial.
+ */
+int conveyor_set_threads(int threads);
+
+/** The number of threads kernels use now (>= 1). Cost: an atomic load. */
+int conveyor_get_threads(void);
+
+/**
+ * Sets the output size in bytes from which a kernel runs in parallel; below it the
+ * kernel runs on the calling thread alone. 0 means always parallel (when threads > 1).
+ * The default, CONVEYOR_DEFAULT_PARALLEL_THRESHOLD, was measured on a 2-core x86-64 VM
+ * (see the README). Never fails; returns CONVEYOR_OK.
+ */
+int conveyor_set_parallel_threshold(size_t bytes);
+
+/** The current parallel threshold in bytes. */
+size_t conveyor_get_parallel_threshold(void);
+
+/** Default parallel threshold, in output bytes (256 KiB). */
+#define CONVEYOR_DEFAULT_PARALLEL_THRESHOLD ((size_t)256 * 1024)
+
+/* ===================================================================================
+ * 4. Elementwise kernels
+ *
+ * out[i] = op(x[i]) or op(x[i], y[i]) for i in 0..<n, for double (f64) and float (f32).
+ * Cost: one read of each input and one write of out, at memory speed for large n.
+ * Errors: CONVEYOR_E_NULL_POINTER, CONVEYOR_E_MISALIGNED, CONVEYOR_E_OVERLAP,
+ * CONVEYOR_E_OVERFLOW (n * element size does not fit in size_t).
+ *
+ * min and max: `min(x, a)` is `a < x ? a : x`, so a NaN in x propagates to out while a NaN
+ * in a (or y) is ignored: data errors stay visible.
+ * =================================================================================== */
+
+/** out = x (a parallel, SIMD copy). */
+int conveyor_f64_copy(double *out, const double *x, size_t n);
+/** out = x + a */
+int conveyor_f64_add_scalar(double *out, const double *x, double a, size_t n);
+/** out = x - a */
+int conveyor_f64_sub_scalar(double *out, const double *x, double a, size_t n);
+/** out = x * a */
+int conveyor_f64_mul_scalar(double *out, const double *x, double a, size_t n);
+/** out = x / a (a true division, not a multiplication by 1/a). */
+int conveyor_f64_div_scalar(double *out, const double *x, double a, size_t n);
+/** out = x * x */
+int conveyor_f64_square(double *out, const double *x, size_t n);
+/** out = a * x + b, rounded after the product and after the sum (no FMA). */
+int conveyor_f64_affine(double *out, const double *x, double a, double b, size_t n);
+/** out = min(x, a) */
+int conveyor_f64_min_scalar(double *out, const double *x, double a, size_t n);
+/** out = max(x, a) */
+int conveyor_f64_max_scalar(double *out, const double *x, double a, size_t n);
+/** out = x + y */
+int conveyor_f64_add(double *out, const double *x, const double *y, size_t n);
+/** out = x - y */
+int conveyor_f64_sub(double *out, const double *x, const double *y, size_t n);
+/** out = x * y */
+int conveyor_f64_mul(double *out, const double *x, const double *y, size_t n);
+/** out = x / y */
+int conveyor_f64_div(double *out, const double *x, const double *y, size_t n);
+/** out = min(x, y) */
+int conveyor_f64_min(double *out, const double *x, const double *y, size_t n);
+/** out = max(x, y) */
+int conveyor_f64_max(double *out, const double *x, const double *y, size_t n);
+
+/** out = x (a parallel, SIMD copy). */
+int conveyor_f32_copy(float *out, const float *x, size_t n);
+/** out = x + a */
+int conveyor_f32_add_scalar(float *out, const float *x, float a, size_t n);
+/** out = x - a */
+int conveyor_f32_sub_scalar(float *out, const float *x, float a, size_t n);
+/** out = x * a */
+int conveyor_f32_mul_scalar(float *out, const float *x, float a, size_t n);
+/** out = x / a */
+int conveyor_f32_div_scalar(float *out, const float *x, float a, size_t n);
+/** out = x * x */
+int conveyor_f32_square(float *out, const float *x, size_t n);
+/** out = a * x + b, rounded after the product and after the sum (no FMA). */
+int conveyor_f32_affine(float *out, const float *x, float a, float b, size_t n);
+/** out = min(x, a) */
+int conveyor_f32_min_scalar(float *out, const float *x, float a, size_t n);
+/** out = max(x, a) */
+int conveyor_f32_max_scalar(float *out, const float *x, float a, size_t n);
+/** out = x + y */
+int conveyor_f32_add(float *out, const float *x, const float *y, size_t n);
+/** out = x - y */
+int conveyor_f32_sub(float *out, const float *x, const float *y, size_t n);
+/** out = x * y */
+int conveyor_f32_mul(float *out, const float *x, const float *y, size_t n);
+/** out = x / y */
+int conveyor_f32_div(float *out, const float *x, const float *y, size_t n);
+/** out = min(x, y) */
+int conveyor_f32_min(float *out, const float *x, const float *y, size_t n);
+/** out = max(x, y) */
+int conveyor_f32_max(float *out, const float *x, const float *y, size_t n);
+
+/* ===================================================================================
+ * 5. Programs: fused elementwise ops
+ *
+ * A program is a short list of elementwise ops applied left to right in ONE pass: the
+ * kernel walks x in blocks of a few KiB, applies every op to a block while it sits in
+ * L1, and writes it once. f(g(h(x))) = ((x*x)*3)+1 costs one read and one write of
+ * memory instead of three of each, and gives bit-identical results to three separate
+ * calls.
+ * =================================================================================== */
+
+/** The elementwise operations a program step can apply to the running value v. */
+enum conveyor_opcode {
+    CONVEYOR_OP_COPY = 0,       /**< v = v */
+    CONVEYOR_OP_ADD_SCALAR = 1, /**< v = v + a */
+    CONVEYOR_OP_SUB_SCALAR = 2, /**< v = v - a */
+    CONVEYOR_OP_RSUB_SCALAR = 3,/**< v = a - v */
+    CONVEYOR_OP_MUL_SCALAR = 4, /**< v = v * a */
+    CONVEYOR_OP_DIV_SCALAR = 5, /**< v = v / a */
+    CONVEYOR_OP_RDIV_SCALAR = 6,/**< v = a / v */
+    CONVEYOR_OP_SQUARE = 7,     /**< v = v * v */
+    CONVEYOR_OP_AFFINE = 8,     /**< v = a * v + b (two roundings) */
+    CONVEYOR_OP_MIN_SCALAR = 9, /**< v = min(v, a) */
+    CONVEYOR_OP_MAX_SCALAR = 10,/**< v = max(v, a) */
+    CONVEYOR_OP_ADD = 11,       /**< v = v + operand[i] */
+    CONVEYOR_OP_SUB = 12,       /**< v = v - operand[i] */
+    CONVEYOR_OP_MUL = 13,       /**< v = v * operand[i] */
+    CONVEYOR_OP_DIV = 14,       /**< v = v / operand[i] */
+    CONVEYOR_OP_MIN = 15,       /**< v = min(v, operand[i]) */
+    CONVEYOR_OP_MAX = 16        /**< v = max(v, operand[i]) */
+};
+
+/** The most steps one program may have. */
+#define CONVEYOR_PROGRAM_MAX_OPS 16
+
+/**
+ * One program step. Scalars are given as double; f32 programs round them to float
+ * once, before the pass. Fields an op does not use are ignored, except `reserved`.
+ */
+typedef struct conveyor_op {
+    int32_t code;         /**< A CONVEYOR_OP_* value. */
+    uint32_t reserved;    /**< Must be 0 (room for flags in later versions). */
+    double a;             /**< First scalar operand (the *_SCALAR ops and AFFINE). */
+    double b;             /**< Second scalar operand (AFFINE only). */
+    const void *operand;  /**< ADD...MAX: an array of n elements of the program's type. */
+} conveyor_op;
+
+/**
+ * out = ops[count-1](...ops[1](ops[0](x))...), elementwise, in one pass over memory.
+ * `count` may be 0 (a copy). An `operand` may be any array that does not partially
+ * overlap out; it may be out itself only in step 0, before out has been written.
+ * Errors: as in section 4, plus CONVEYOR_E_INVALID_ARGUMENT for an unknown opcode, a
+ * nonzero `reserved`, or count > CONVEYOR_PROGRAM_MAX_OPS, and CONVEYOR_E_NULL_POINTER
+ * for a missing operand. Arguments are checked before anything is written.
+ */
+int conveyor_f64_program(double *out, const double *x, size_t n,
+                         const conveyor_op *ops, size_t count);
+
+/** The float version of conveyor_f64_program. */
+int conveyor_f32_program(float *out, const float *x, size_t n,
+                         const conveyor_op *ops, size_t count);
+
+/* ===================================================================================
+ * 6. Reductions
+ * =================================================================================== */
+
+/**
+ * *result = x[0] + ... + x[n-1], accumulated in double with compensated (TwoSum)
+ * arithmetic per SIMD lane, per thread chunk and across them: the error is about one
+ * rounding of the exact sum plus n * 2^-106 * sum|x|, far below a plain loop's
+ * n * 2^-53 * sum|x|. The result depends only on the data and the thread count (the
+ * chunking is fixed by it, whether or not the region runs in parallel), never on timing
+ * or on the address of x. An empty array sums to 0.
+ * Cost: one read of x; compute-bound at about one cycle per element per core.
+ * Errors: CONVEYOR_E_NULL_POINTER (x with n > 0, or result), CONVEYOR_E_MISALIGNED.
+ */
+int conveyor_f64_sum(const double *x, size_t n, double *result);
+
+/** Sum of floats, each widened to double, accumulated as conveyor_f64_sum does. */
+int conveyor_f32_sum(const float *x, size_t n, double *result);
+
+/* ===================================================================================
+ * 7. Random numbers: counter-based uniform [0, 1)
+ *
+ * Element i of stream (seed, stream) is a pure function of (seed, stream, first + i), so
+ * any split of an array into chunks or threads produces the same values, on every
+ * machine. The generator is SplitMix64 evaluated at counter i:
+ *     key  = mix64(mix64(seed) ^ (stream * 0xD1B54A32D192ED03))
+ *     bits = mix64(key + (first + i + 1) * 0x9E3779B97F4A7C15)
+ * where mix64 is the SplitMix64 finalizer. A double takes the top 52 bits as the mantissa
+ * of a number in [1, 2) and subtracts 1 (so values are multiples of 2^-52); a float takes
+ * the top 23 bits the same way. Streams start at unrelated points of a 2^64 cycle.
+ * Not for cryptography.
+ * Cost: about 10 vector instructions per 8 doubles; parallel above the threshold.
+ * Errors: CONVEYOR_E_NULL_POINTER, CONVEYOR_E_MISALIGNED, CONVEYOR_E_OVERFLOW.
+ * =================================================================================== */
+
+/** Fills out[0..<n] with element first...first+n-1 of uniform stream (seed, stream). */
+int conveyor_f64_fill_uniform(double *out, size_t n, uint64_t seed, uint64_t stream,
+                              uint64_t first);
+
+/** The float version of conveyor_f64_fill_uniform (a different sequence of values). */
+int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stream,
+                              uint64_t first);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CONVEYOR_H */

@@ -1,0 +1,59 @@
+/*
+ * internal.h — private helpers shared by the kernel files. Not API.
+ */
+#ifndef CONVEYOR_INTERNAL_H
+#define CONVEYOR_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#error "CKernels must be compiled with _GNU_SOURCE defined (Package.swift passes it)"
+#endif
+
+#include "conveyor.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bit-identical results on every code path: never fuse a*x+b into an FMA, which some
+ * clones (AVX2, AVX-512) could do and the baseline clone cannot. */
+#pragma STDC FP_CONTRACT OFF
+
+/* Runtime SIMD dispatch: the loader picks the best clone once (IFUNC). No -march=native
+ * anywhere, so one binary runs on any x86-64 and uses AVX-512 where present. Elsewhere
+ * the plain loop is compiled for the target's baseline vector unit. */
+#if defined(__x86_64__) && defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define CV_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CV_SIMD_CLONES
+#endif
+
+/* Elements each thread's chunk boundary is rounded to: 64 elements is a whole number of
+ * cache lines for both element sizes, so two threads never write the same line. */
+#define CV_CHUNK_GRAIN 64
+
+/* Checks common to every array argument: NULL only when empty, aligned to its type, and
+ * a byte size that fits in size_t. */
+int cv_check_array(const void *p, size_t n, size_t elem_size);
+
+/* CONVEYOR_E_OVERLAP if [out, out+bytes) and [in, in+bytes) overlap without being the
+ * same range; exact aliasing (in-place) is allowed. */
+int cv_check_alias(const void *out, const void *in, size_t bytes);
+
+/* The process-wide settings of section 3 of conveyor.h. */
+int cv_threads(void);
+size_t cv_parallel_threshold(void);
+
+/*
+ * Runs fn(ctx, chunk, lo, hi) over [0, n) split into conveyor_get_threads() chunks of
+ * CV_CHUNK_GRAIN-rounded, contiguous ranges. The chunks run on one thread each when the
+ * output is at least the parallel threshold, else one after another on the caller.
+ * When `fixed_partition` is false and the work is serial, it is one chunk [0, n), which
+ * saves the loop overhead; reductions pass true so their result never depends on the
+ * threshold. Returns the number of chunks used (>= 1).
+ */
+typedef void (*cv_chunk_fn)(void *ctx, int chunk, size_t lo, size_t hi);
+int cv_for_chunks(size_t n, size_t out_bytes, bool fixed_partition, void *ctx, cv_chunk_fn fn);
+
+/* The largest number of chunks cv_for_chunks uses (reductions size their arrays by it). */
+#define CV_MAX_CHUNKS CONVEYOR_MAX_THREADS
+
+#endif /* CONVEYOR_INTERNAL_H */

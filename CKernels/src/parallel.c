@@ -1,0 +1,103 @@
+/*
+ * parallel.c — thread count, parallel threshold, libomp's idle-spin default, and the one
+ * place that opens a parallel region (cv_for_chunks). With the OpenMP trait off the same
+ * code runs every chunk on the caller.
+ */
+#include "internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#ifdef CONVEYOR_HAVE_OPENMP
+/* Declared here rather than through omp.h, which Debian keeps outside the default include
+ * path (see ../shared/toolchain.md). These are stable OpenMP 1.0 entry points. */
+int omp_get_max_threads(void);
+#endif
+
+/* 0 = not chosen yet: the first reader takes OpenMP's default. */
+static _Atomic int cv_thread_count = 0;
+static _Atomic size_t cv_threshold_bytes = CONVEYOR_DEFAULT_PARALLEL_THRESHOLD;
+
+#ifdef CONVEYOR_HAVE_OPENMP
+/* libomp reads KMP_BLOCKTIME once, when its runtime initializes on the first parallel
+ * region, which is after every shared library's constructors ran. See conveyor.h §3. */
+__attribute__((constructor)) static void cv_default_blocktime(void) {
+    if (getenv("KMP_BLOCKTIME") == NULL) setenv("KMP_BLOCKTIME", "0", 0);
+}
+#endif
+
+int conveyor_has_openmp(void) {
+#ifdef CONVEYOR_HAVE_OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int cv_threads(void) {
+    int threads = atomic_load_explicit(&cv_thread_count, memory_order_relaxed);
+    if (threads > 0) return threads;
+#ifdef CONVEYOR_HAVE_OPENMP
+    threads = omp_get_max_threads();
+    if (threads < 1) threads = 1;
+    if (threads > CONVEYOR_MAX_THREADS) threads = CONVEYOR_MAX_THREADS;
+#else
+    threads = 1;
+#endif
+    int expected = 0;  /* a concurrent conveyor_set_threads wins over this default */
+    atomic_compare_exchange_strong(&cv_thread_count, &expected, threads);
+    return atomic_load_explicit(&cv_thread_count, memory_order_relaxed);
+}
+
+int conveyor_get_threads(void) { return cv_threads(); }
+
+int conveyor_set_threads(int threads) {
+    if (threads < 1 || threads > CONVEYOR_MAX_THREADS) return CONVEYOR_E_INVALID_ARGUMENT;
+    if (threads > 1 && !conveyor_has_openmp()) return CONVEYOR_E_UNSUPPORTED;
+    atomic_store_explicit(&cv_thread_count, threads, memory_order_relaxed);
+    return CONVEYOR_OK;
+}
+
+size_t cv_parallel_threshold(void) {
+    return atomic_load_explicit(&cv_threshold_bytes, memory_order_relaxed);
+}
+
+size_t conveyor_get_parallel_threshold(void) { return cv_parallel_threshold(); }
+
+int conveyor_set_parallel_threshold(size_t bytes) {
+    atomic_store_explicit(&cv_threshold_bytes, bytes, memory_order_relaxed);
+    return CONVEYOR_OK;
+}
+
+/* Chunk c of `chunks` over [0, n): boundaries rounded down to CV_CHUNK_GRAIN elements. */
+static size_t cv_chunk_start(size_t n, int chunk, int chunks) {
+    if (chunk >= chunks) return n;
+    size_t per = n / (size_t)chunks;
+    size_t start = per * (size_t)chunk;
+    return start - start % CV_CHUNK_GRAIN;
+}
+
+int cv_for_chunks(size_t n, size_t out_bytes, bool fixed_partition, void *ctx, cv_chunk_fn fn) {
+    int chunks = cv_threads();
+    if ((size_t)chunks > n / CV_CHUNK_GRAIN) chunks = (int)(n / CV_CHUNK_GRAIN);
+    if (chunks < 1) chunks = 1;
+    bool parallel = chunks > 1 && out_bytes >= cv_parallel_threshold();
+
+#ifdef CONVEYOR_HAVE_OPENMP
+    if (parallel) {
+        #pragma omp parallel for num_threads(chunks) schedule(static, 1)
+        for (int c = 0; c < chunks; c++)
+            fn(ctx, c, cv_chunk_start(n, c, chunks), cv_chunk_start(n, c + 1, chunks));
+        return chunks;
+    }
+#else
+    (void)parallel;
+#endif
+    if (!fixed_partition) {
+        fn(ctx, 0, 0, n);
+        return 1;
+    }
+    for (int c = 0; c < chunks; c++)
+        fn(ctx, c, cv_chunk_start(n, c, chunks), cv_chunk_start(n, c + 1, chunks));
+    return chunks;
+}

@@ -1,0 +1,60 @@
+/* status.c — versions, status messages and the argument checks every kernel shares. */
+#include "internal.h"
+
+int conveyor_version_number(void) { return CONVEYOR_VERSION_NUMBER; }
+
+const char *conveyor_version_string(void) { return CONVEYOR_VERSION_STRING; }
+
+typedef struct cv_status_text {
+    const char *name;
+    const char *message;
+} cv_status_text;
+
+/* Indexed by code; a code's row never changes once released. */
+static const cv_status_text cv_status_table[] = {
+    [CONVEYOR_OK] = {"CONVEYOR_OK", "success"},
+    [CONVEYOR_E_NULL_POINTER] = {"CONVEYOR_E_NULL_POINTER",
+                                 "a required pointer argument is NULL"},
+    [CONVEYOR_E_INVALID_ARGUMENT] = {"CONVEYOR_E_INVALID_ARGUMENT",
+                                     "an argument is outside its documented range"},
+    [CONVEYOR_E_OVERFLOW] = {"CONVEYOR_E_OVERFLOW",
+                             "the byte size of an array does not fit in size_t"},
+    [CONVEYOR_E_MISALIGNED] = {"CONVEYOR_E_MISALIGNED",
+                               "a pointer is not aligned to its element type"},
+    [CONVEYOR_E_OVERLAP] = {"CONVEYOR_E_OVERLAP", "an output partially overlaps an input"},
+    [CONVEYOR_E_UNSUPPORTED] = {"CONVEYOR_E_UNSUPPORTED",
+                                "not supported by this build (built without OpenMP?)"},
+    [CONVEYOR_E_NO_MEMORY] = {"CONVEYOR_E_NO_MEMORY", "out of memory"},
+};
+
+static const cv_status_text *cv_status_lookup(int status) {
+    size_t count = sizeof cv_status_table / sizeof cv_status_table[0];
+    if (status < 0 || (size_t)status >= count || cv_status_table[status].name == NULL)
+        return NULL;
+    return &cv_status_table[status];
+}
+
+const char *conveyor_status_message(int status) {
+    const cv_status_text *text = cv_status_lookup(status);
+    return text ? text->message : "unknown conveyor status code";
+}
+
+const char *conveyor_status_name(int status) {
+    const cv_status_text *text = cv_status_lookup(status);
+    return text ? text->name : "CONVEYOR_E_UNKNOWN";
+}
+
+int cv_check_array(const void *p, size_t n, size_t elem_size) {
+    if (n > SIZE_MAX / elem_size) return CONVEYOR_E_OVERFLOW;
+    if (n == 0) return CONVEYOR_OK;
+    if (p == NULL) return CONVEYOR_E_NULL_POINTER;
+    if ((uintptr_t)p % elem_size != 0) return CONVEYOR_E_MISALIGNED;
+    return CONVEYOR_OK;
+}
+
+int cv_check_alias(const void *out, const void *in, size_t bytes) {
+    uintptr_t o = (uintptr_t)out, i = (uintptr_t)in;
+    if (bytes == 0 || o == i) return CONVEYOR_OK;
+    bool disjoint = o + bytes <= i || i + bytes <= o;
+    return disjoint ? CONVEYOR_OK : CONVEYOR_E_OVERLAP;
+}

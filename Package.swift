@@ -1,0 +1,71 @@
+// swift-tools-version:6.2
+//
+// Conveyor: zero-copy numeric pipelines. A C11 core (CKernels: SIMD + OpenMP kernels,
+// later the shared-memory ring) under a typed Swift façade (Conveyor).
+//
+// Dependencies, each justified:
+// - swift-argument-parser: the benchmark executable's subcommands and options; the
+//   toolchain's own package, so no hand-written flag parsing.
+import PackageDescription
+
+/// OpenMP is a trait, on by default. Debian's libomp-dev ships only `libomp.so.5` in the
+/// multiarch directory, so the link names that file exactly (see ../shared/toolchain.md).
+/// `swift build --disable-default-traits` builds a serial library with the same API.
+let openMP: Set<String> = ["OpenMP"]
+
+let package = Package(
+    name: "Conveyor",
+    products: [
+        .library(name: "Conveyor", targets: ["Conveyor"]),
+        .library(name: "CKernels", targets: ["CKernels"]),
+        .executable(name: "conveyor-bench", targets: ["ConveyorBench"]),
+    ],
+    traits: [
+        .trait(name: "OpenMP", description: "Parallel kernels through LLVM's libomp (libomp-dev)."),
+        .default(enabledTraits: ["OpenMP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CKernels",
+            path: "CKernels",
+            cSettings: [
+                .define("_GNU_SOURCE"),
+                .define("CONVEYOR_HAVE_OPENMP", .when(traits: openMP)),
+                .unsafeFlags(["-fopenmp"], .when(traits: openMP)),
+            ],
+            linkerSettings: [
+                .linkedLibrary(":libomp.so.5", .when(traits: openMP)),
+                .linkedLibrary("m"),
+            ]
+        ),
+        .target(
+            name: "Conveyor",
+            dependencies: ["CKernels"],
+            path: "Sources/Conveyor"
+        ),
+        // Deliberately naive scalar loops (vectorization disabled) so the benchmark can
+        // show what the SIMD kernels gain. Not part of any product.
+        .target(
+            name: "BenchBaselines",
+            path: "Benchmarks/BenchBaselines"
+        ),
+        .executableTarget(
+            name: "ConveyorBench",
+            dependencies: [
+                "Conveyor", "CKernels", "BenchBaselines",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/ConveyorBench"
+        ),
+        .testTarget(
+            name: "ConveyorTests",
+            dependencies: ["Conveyor", "CKernels"],
+            path: "Tests/ConveyorTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6],
+    cLanguageStandard: .c11
+)

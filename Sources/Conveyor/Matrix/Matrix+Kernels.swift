@@ -1,0 +1,77 @@
+extension Matrix {
+    /// A rows × cols matrix of uniform values in [0, 1) from the counter-based generator.
+    ///
+    /// Element i (row-major) is a pure function of (`seed`, `stream`, i): the values are the
+    /// same whatever the thread count, on every machine, and equal to those of the C
+    /// function `conveyor_f64_fill_uniform` (or `_f32_`). Use distinct streams for
+    /// independent samples of one seed. Cost: one allocation and one write pass, parallel
+    /// for large matrices.
+    /// - Throws: the errors of ``init(rows:cols:repeating:)``.
+    public static func uniform(rows: Int, cols: Int, seed: UInt64, stream: UInt64 = 0)
+        throws(MatrixError) -> Matrix
+    {
+        var m = try Matrix(uninitializedRows: rows, cols: cols)
+        m.fillUniform(seed: seed, stream: stream)
+        return m
+    }
+
+    /// Overwrites every element with uniform values of (`seed`, `stream`), as
+    /// ``uniform(rows:cols:seed:stream:)`` would make them, without allocating.
+    public mutating func fillUniform(seed: UInt64, stream: UInt64 = 0) {
+        makeUnique()
+        KernelCalls.fillUniform(storage.base, count, seed: seed, stream: stream, first: 0)
+    }
+
+    /// The sum of all elements, accumulated in `Double` with compensated arithmetic.
+    ///
+    /// Accurate to about one rounding of the exact sum even when terms cancel, and
+    /// deterministic for a given thread count. Cost: one read pass. The corresponding C
+    /// function is `conveyor_f64_sum` (or `_f32_`).
+    public func sum() -> Double {
+        withUnsafeBufferPointer { KernelCalls.sum($0.baseAddress!, count) }
+    }
+
+    /// A new matrix: `program` applied to every element in one fused pass.
+    ///
+    /// Cost: one allocation, one read of self and of each matrix operand, one write.
+    /// - Throws: ``MatrixError/shapeMismatch(expected:actual:)`` if a matrix operand's shape
+    ///   differs from self's; ``MatrixError/programTooLong(steps:limit:)``.
+    public func applying(_ program: [ElementwiseOp<Element>]) throws(MatrixError) -> Matrix {
+        try validate(program)
+        let result = try Matrix(uninitializedRows: rows, cols: cols)
+        KernelCalls.program(result.storage.base, storage.base, count, program)
+        return result
+    }
+
+    /// Applies `program` to every element in place, in one fused pass.
+    ///
+    /// Cost: one read and one write pass; no allocation unless the buffer is shared.
+    /// - Throws: as ``applying(_:)``, before anything is written.
+    public mutating func apply(_ program: [ElementwiseOp<Element>]) throws(MatrixError) {
+        try validate(program)
+        makeUnique()
+        KernelCalls.program(storage.base, storage.base, count, program)
+    }
+
+    private func validate(_ program: [ElementwiseOp<Element>]) throws(MatrixError) {
+        let limit = ElementwiseOp<Element>.maxProgramLength
+        guard program.count <= limit else { throw .programTooLong(steps: program.count, limit: limit) }
+        for case let operand? in program.lazy.map(\.operand) where operand.shape != shape {
+            throw .shapeMismatch(expected: shape, actual: operand.shape)
+        }
+    }
+
+    /// self with `op` applied; for operators whose operands are already checked.
+    func applying(unchecked op: ElementwiseOp<Element>) -> Matrix {
+        guard let result = try? Matrix(uninitializedRows: rows, cols: cols) else {
+            fatalError("Conveyor: out of memory allocating a \(rows)x\(cols) result")
+        }
+        KernelCalls.program(result.storage.base, storage.base, count, [op])
+        return result
+    }
+
+    mutating func apply(unchecked op: ElementwiseOp<Element>) {
+        makeUnique()
+        KernelCalls.program(storage.base, storage.base, count, [op])
+    }
+}

@@ -225,8 +225,8 @@ int conveyor_f32_max(float *out, const float *x, const float *y, size_t n);
  * 5. Programs: fused elementwise ops
  *
  * A program is a short list of elementwise ops applied left to right in ONE pass: the
- * kernel walks x in blocks of a few KiB, applies every op to a block while it sits in
- * L1, and writes it once. f(g(h(x))) = ((x*x)*3)+1 costs one read and one write of
+ * kernel walks x in strips of 256 bytes, applies every op to a strip while it sits in
+ * vector registers, and writes it once. f(g(h(x))) = ((x*x)*3)+1 costs one read and one write of
  * memory instead of three of each, and gives bit-identical results to three separate
  * calls.
  * =================================================================================== */
@@ -270,7 +270,8 @@ typedef struct conveyor_op {
 /**
  * out = ops[count-1](...ops[1](ops[0](x))...), elementwise, in one pass over memory.
  * `count` may be 0 (a copy). An `operand` may be any array that does not partially
- * overlap out; it may be out itself only in step 0, before out has been written.
+ * overlap out; it may be out itself (element i of every input is read before out[i] is
+ * written, so it then holds out's values from before the call).
  * Errors: as in section 4, plus CONVEYOR_E_INVALID_ARGUMENT for an unknown opcode, a
  * nonzero `reserved`, or count > CONVEYOR_PROGRAM_MAX_OPS, and CONVEYOR_E_NULL_POINTER
  * for a missing operand. Arguments are checked before anything is written.

@@ -42,10 +42,15 @@ int cv_check_alias(const void *out, const void *in, size_t bytes);
 int cv_threads(void);
 size_t cv_parallel_threshold(void);
 
+/* Chunks per thread in a parallel region: enough that a worker which wakes late still
+ * takes its share, few enough that each chunk is long (8 MiB / 16 = 512 KiB). */
+#define CV_CHUNKS_PER_THREAD 8
+
 /*
- * Runs fn(ctx, chunk, lo, hi) over [0, n) split into conveyor_get_threads() chunks of
- * CV_CHUNK_GRAIN-rounded, contiguous ranges. The chunks run on one thread each when the
- * output is at least the parallel threshold, else one after another on the caller.
+ * Runs fn(ctx, chunk, lo, hi) over [0, n) split into threads * CV_CHUNKS_PER_THREAD
+ * contiguous ranges with CV_CHUNK_GRAIN-rounded bounds. The chunks are shared out among
+ * the threads when the output is at least the parallel threshold, else run one after
+ * another on the caller.
  * When `fixed_partition` is false and the work is serial, it is one chunk [0, n), which
  * saves the loop overhead; reductions pass true so their result never depends on the
  * threshold. Returns the number of chunks used (>= 1).
@@ -54,6 +59,6 @@ typedef void (*cv_chunk_fn)(void *ctx, int chunk, size_t lo, size_t hi);
 int cv_for_chunks(size_t n, size_t out_bytes, bool fixed_partition, void *ctx, cv_chunk_fn fn);
 
 /* The largest number of chunks cv_for_chunks uses (reductions size their arrays by it). */
-#define CV_MAX_CHUNKS CONVEYOR_MAX_THREADS
+#define CV_MAX_CHUNKS (CONVEYOR_MAX_THREADS * CV_CHUNKS_PER_THREAD)
 
 #endif /* CONVEYOR_INTERNAL_H */

@@ -78,15 +78,23 @@ static size_t cv_chunk_start(size_t n, int chunk, int chunks) {
 }
 
 int cv_for_chunks(size_t n, size_t out_bytes, bool fixed_partition, void *ctx, cv_chunk_fn fn) {
-    int chunks = cv_threads();
-    if ((size_t)chunks > n / CV_CHUNK_GRAIN) chunks = (int)(n / CV_CHUNK_GRAIN);
-    if (chunks < 1) chunks = 1;
-    bool parallel = chunks > 1 && out_bytes >= cv_parallel_threshold();
+    int threads = cv_threads();
+    size_t most = n / CV_CHUNK_GRAIN;
+    int chunks = threads * CV_CHUNKS_PER_THREAD;
+    if ((size_t)chunks > most) chunks = most > 0 ? (int)most : 1;
+    bool parallel = threads > 1 && chunks > 1 && out_bytes >= cv_parallel_threshold();
 
 #ifdef CONVEYOR_HAVE_OPENMP
     if (parallel) {
-        #pragma omp parallel for num_threads(chunks) schedule(static, 1)
-        for (int c = 0; c < chunks; c++)
+        /* Self-scheduled: the caller starts on chunk 0 at once and a worker joins when it
+         * wakes (tens of microseconds on a VM with KMP_BLOCKTIME=0); whoever is free takes
+         * the next chunk, so a late start costs half its length instead of all of it.
+         * (A plain counter rather than schedule(dynamic): clang 21 emits dispatch calls
+         * that Debian's libomp 14 does not have.) Relaxed is enough: the counter only
+         * hands out indices, and the region's closing barrier publishes the results. */
+        _Atomic int next = 0;
+        #pragma omp parallel num_threads(threads)
+        for (int c; (c = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed)) < chunks;)
             fn(ctx, c, cv_chunk_start(n, c, chunks), cv_chunk_start(n, c + 1, chunks));
         return chunks;
     }

@@ -3,10 +3,10 @@
  * kernels_program.c once per type with CV_T (the C type) and CV_SFX (f64 or f32) defined;
  * it defines conveyor_<sfx>_program and the named single-op kernels of conveyor.h §4–5.
  *
- * Why blocks: step k of a program reads what step k-1 wrote. Running each step over the
+ * Why strips: step k of a program reads what step k-1 wrote. Running each step over the
  * whole array would stream it through memory once per step; running all steps over one
- * block of CV_BLOCK_BYTES keeps the block in L1 between steps, so memory sees one read of
- * x (and of each operand) and one write of out, whatever the program's length.
+ * strip held in registers means memory sees one read of x (and of each operand) and one
+ * write of out, whatever the program's length.
  */
 #define CV_CAT_(a, b) a##b
 #define CV_CAT(a, b) CV_CAT_(a, b)
@@ -20,42 +20,113 @@ typedef struct {
     const CV_T *operand;
 } CV_FN(_step);
 
-/* The elementwise body of every op, on v = source value, y = operand value. Written as
- * one expression so each case below is a loop the compiler vectorizes. */
-#define CV_OP_CASES(DST, SRC, I)                                                         \
-    case CONVEYOR_OP_COPY:        for (I) DST = SRC; break;                               \
-    case CONVEYOR_OP_ADD_SCALAR:  for (I) DST = SRC + a; break;                           \
-    case CONVEYOR_OP_SUB_SCALAR:  for (I) DST = SRC - a; break;                           \
-    case CONVEYOR_OP_RSUB_SCALAR: for (I) DST = a - SRC; break;                           \
-    case CONVEYOR_OP_MUL_SCALAR:  for (I) DST = SRC * a; break;                           \
-    case CONVEYOR_OP_DIV_SCALAR:  for (I) DST = SRC / a; break;                           \
-    case CONVEYOR_OP_RDIV_SCALAR: for (I) DST = a / SRC; break;                           \
-    case CONVEYOR_OP_SQUARE:      for (I) DST = SRC * SRC; break;                         \
-    case CONVEYOR_OP_AFFINE:      for (I) DST = a * SRC + b; break;                       \
-    case CONVEYOR_OP_MIN_SCALAR:  for (I) DST = a < SRC ? a : SRC; break;                 \
-    case CONVEYOR_OP_MAX_SCALAR:  for (I) DST = a > SRC ? a : SRC; break;                 \
-    case CONVEYOR_OP_ADD:         for (I) DST = SRC + y[i]; break;                        \
-    case CONVEYOR_OP_SUB:         for (I) DST = SRC - y[i]; break;                        \
-    case CONVEYOR_OP_MUL:         for (I) DST = SRC * y[i]; break;                        \
-    case CONVEYOR_OP_DIV:         for (I) DST = SRC / y[i]; break;                        \
-    case CONVEYOR_OP_MIN:         for (I) DST = y[i] < SRC ? y[i] : SRC; break;           \
-    case CONVEYOR_OP_MAX:         for (I) DST = y[i] > SRC ? y[i] : SRC; break;
+/*
+ * A strip is four vectors of 64 bytes (32 doubles or 64 floats), held in named vector
+ * variables so the compiler keeps them in registers across all steps: intermediate values
+ * never touch memory. These are the compiler's generic vector types, so the same code
+ * becomes four AVX-512 registers, eight AVX2 or sixteen SSE2 registers per clone.
+ */
+typedef CV_T CV_FN(_vec) __attribute__((vector_size(64)));
+typedef CV_I CV_FN(_mask) __attribute__((vector_size(64)));
+#define CV_VEC CV_FN(_vec)
+#define CV_MASK CV_FN(_mask)
+#define CV_PER_VEC (64 / sizeof(CV_T))
 
-/* out[i] = op(src[i]) with out and src distinct (restrict lets every case vectorize
- * without runtime alias checks). y may alias out only in step 0 (see conveyor.h). */
-CV_SIMD_CLONES static void CV_FN(_step_apart)(const CV_FN(_step) *s, CV_T *restrict out,
-                                              const CV_T *restrict src, const CV_T *y, size_t n) {
-    const CV_T a = s->a, b = s->b;
-    (void)b;
-    switch (s->code) { CV_OP_CASES(out[i], src[i], size_t i = 0; i < n; i++) }
-}
+/* Macros, not functions: a function taking or returning a 64-byte vector would need
+ * AVX-512 in its signature, which the AVX2 and baseline clones must not assume. */
+/* lt ? p : q, lanewise, where lt is a comparison mask (all ones or all zeros per lane). */
+#define CV_SELECT(lt, p, q) \
+    ((CV_VEC)(((CV_MASK)(lt) & (CV_MASK)(p)) | (~(CV_MASK)(lt) & (CV_MASK)(q))))
+/* An unaligned vector load or store. */
+#define CV_LOAD(v, p) memcpy(&(v), (p), sizeof(CV_VEC))
+#define CV_STORE(p, v) memcpy((p), &(v), sizeof(CV_VEC))
 
-/* v[i] = op(v[i]): the in-place form, for steps after the first and for out == x. */
-CV_SIMD_CLONES static void CV_FN(_step_inplace)(const CV_FN(_step) *s, CV_T *restrict v,
-                                                const CV_T *y, size_t n) {
-    const CV_T a = s->a, b = s->b;
-    (void)b;
-    switch (s->code) { CV_OP_CASES(v[i], v[i], size_t i = 0; i < n; i++) }
+/* One step on vector V; YP points at the operand's matching elements. The scalar tail
+ * uses the same expressions on single elements (CV_STEP_SCALAR), so both paths round
+ * identically. */
+#define CV_STEP_VECTOR(V, YP)                                                             \
+    switch (code) {                                                                      \
+    case CONVEYOR_OP_COPY:        break;                                                 \
+    case CONVEYOR_OP_ADD_SCALAR:  V = V + a; break;                                      \
+    case CONVEYOR_OP_SUB_SCALAR:  V = V - a; break;                                      \
+    case CONVEYOR_OP_RSUB_SCALAR: V = a - V; break;                                      \
+    case CONVEYOR_OP_MUL_SCALAR:  V = V * a; break;                                      \
+    case CONVEYOR_OP_DIV_SCALAR:  V = V / a; break;                                      \
+    case CONVEYOR_OP_RDIV_SCALAR: V = a / V; break;                                      \
+    case CONVEYOR_OP_SQUARE:      V = V * V; break;                                      \
+    case CONVEYOR_OP_AFFINE:      V = a * V + b; break;                                  \
+    case CONVEYOR_OP_MIN_SCALAR:  V = CV_SELECT(a < V, a + (CV_VEC){0}, V); break;       \
+    case CONVEYOR_OP_MAX_SCALAR:  V = CV_SELECT(a > V, a + (CV_VEC){0}, V); break;       \
+    case CONVEYOR_OP_ADD:         { CV_VEC y_; CV_LOAD(y_, YP); V = V + y_; } break;     \
+    case CONVEYOR_OP_SUB:         { CV_VEC y_; CV_LOAD(y_, YP); V = V - y_; } break;     \
+    case CONVEYOR_OP_MUL:         { CV_VEC y_; CV_LOAD(y_, YP); V = V * y_; } break;     \
+    case CONVEYOR_OP_DIV:         { CV_VEC y_; CV_LOAD(y_, YP); V = V / y_; } break;     \
+    case CONVEYOR_OP_MIN:         { CV_VEC y_; CV_LOAD(y_, YP); V = CV_SELECT(y_ < V, y_, V); } break; \
+    case CONVEYOR_OP_MAX:         { CV_VEC y_; CV_LOAD(y_, YP); V = CV_SELECT(y_ > V, y_, V); } break; \
+    }
+
+#define CV_STEP_SCALAR(V, Y)                                                             \
+    switch (code) {                                                                      \
+    case CONVEYOR_OP_COPY:        break;                                                 \
+    case CONVEYOR_OP_ADD_SCALAR:  V = V + a; break;                                      \
+    case CONVEYOR_OP_SUB_SCALAR:  V = V - a; break;                                      \
+    case CONVEYOR_OP_RSUB_SCALAR: V = a - V; break;                                      \
+    case CONVEYOR_OP_MUL_SCALAR:  V = V * a; break;                                      \
+    case CONVEYOR_OP_DIV_SCALAR:  V = V / a; break;                                      \
+    case CONVEYOR_OP_RDIV_SCALAR: V = a / V; break;                                      \
+    case CONVEYOR_OP_SQUARE:      V = V * V; break;                                      \
+    case CONVEYOR_OP_AFFINE:      V = a * V + b; break;                                  \
+    case CONVEYOR_OP_MIN_SCALAR:  V = a < V ? a : V; break;                              \
+    case CONVEYOR_OP_MAX_SCALAR:  V = a > V ? a : V; break;                              \
+    case CONVEYOR_OP_ADD:         V = V + (Y); break;                                    \
+    case CONVEYOR_OP_SUB:         V = V - (Y); break;                                    \
+    case CONVEYOR_OP_MUL:         V = V * (Y); break;                                    \
+    case CONVEYOR_OP_DIV:         V = V / (Y); break;                                    \
+    case CONVEYOR_OP_MIN:         V = (Y) < V ? (Y) : V; break;                          \
+    case CONVEYOR_OP_MAX:         V = (Y) > V ? (Y) : V; break;                          \
+    }
+
+/*
+ * Runs every step over [lo, hi): x is loaded once per strip, each step costs one
+ * instruction per register plus one well-predicted jump per strip, and out is stored once.
+ * out may equal x or an operand: a strip's inputs are all read before it is stored.
+ */
+CV_SIMD_CLONES static void CV_FN(_run_steps)(const CV_FN(_step) *steps, size_t count, CV_T *out,
+                                             const CV_T *x, size_t lo, size_t hi) {
+    const size_t strip = 4 * CV_PER_VEC;
+    size_t i = lo;
+    for (; i + strip <= hi; i += strip) {
+        CV_VEC v0, v1, v2, v3;
+        CV_LOAD(v0, x + i);
+        CV_LOAD(v1, x + i + CV_PER_VEC);
+        CV_LOAD(v2, x + i + 2 * CV_PER_VEC);
+        CV_LOAD(v3, x + i + 3 * CV_PER_VEC);
+        for (size_t k = 0; k < count; k++) {
+            const int code = steps[k].code;
+            const CV_T a = steps[k].a, b = steps[k].b;
+            const CV_T *y = steps[k].operand ? steps[k].operand + i : NULL;
+            (void)b;
+            CV_STEP_VECTOR(v0, y)
+            CV_STEP_VECTOR(v1, y + CV_PER_VEC)
+            CV_STEP_VECTOR(v2, y + 2 * CV_PER_VEC)
+            CV_STEP_VECTOR(v3, y + 3 * CV_PER_VEC)
+        }
+        CV_STORE(out + i, v0);
+        CV_STORE(out + i + CV_PER_VEC, v1);
+        CV_STORE(out + i + 2 * CV_PER_VEC, v2);
+        CV_STORE(out + i + 3 * CV_PER_VEC, v3);
+    }
+    for (; i < hi; i++) {
+        CV_T v = x[i];
+        for (size_t k = 0; k < count; k++) {
+            const int code = steps[k].code;
+            const CV_T a = steps[k].a, b = steps[k].b;
+            const CV_T *y = steps[k].operand ? steps[k].operand + i : NULL;
+            (void)b;
+            CV_STEP_SCALAR(v, *y)
+        }
+        out[i] = v;
+    }
 }
 
 typedef struct {
@@ -68,19 +139,7 @@ typedef struct {
 static void CV_FN(_program_chunk)(void *raw, int chunk, size_t lo, size_t hi) {
     (void)chunk;
     const CV_FN(_program_ctx) *ctx = raw;
-    const size_t block = CV_BLOCK_BYTES / sizeof(CV_T);
-    for (size_t start = lo; start < hi; start += block) {
-        size_t len = hi - start < block ? hi - start : block;
-        CV_T *out = ctx->out + start;
-        const CV_T *x = ctx->x + start;
-        for (size_t k = 0; k < ctx->count; k++) {
-            const CV_FN(_step) *s = &ctx->steps[k];
-            const CV_T *y = s->operand ? s->operand + start : NULL;
-            const CV_T *src = k == 0 ? x : out;
-            if (src == out) CV_FN(_step_inplace)(s, out, y, len);
-            else CV_FN(_step_apart)(s, out, src, y, len);
-        }
-    }
+    CV_FN(_run_steps)(ctx->steps, ctx->count, ctx->out, ctx->x, lo, hi);
 }
 
 int CV_API(_program)(CV_T *out, const CV_T *x, size_t n, const conveyor_op *ops, size_t count) {
@@ -104,7 +163,6 @@ int CV_API(_program)(CV_T *out, const CV_T *x, size_t n, const conveyor_op *ops,
         if ((status = cv_check_array(op->operand, n, sizeof(CV_T))) != CONVEYOR_OK) return status;
         if ((status = cv_check_alias(out, op->operand, n * sizeof(CV_T))) != CONVEYOR_OK)
             return status;
-        if (k > 0 && op->operand == out && n > 0) return CONVEYOR_E_OVERLAP;
         steps[k].operand = op->operand;
     }
     if (n == 0) return CONVEYOR_OK;
@@ -167,7 +225,14 @@ int CV_API(_max)(CV_T *out, const CV_T *x, const CV_T *y, size_t n) {
     return CV_FN(_one)(out, x, n, CONVEYOR_OP_MAX, 0, 0, y);
 }
 
-#undef CV_OP_CASES
+#undef CV_STEP_VECTOR
+#undef CV_STEP_SCALAR
+#undef CV_VEC
+#undef CV_SELECT
+#undef CV_LOAD
+#undef CV_STORE
+#undef CV_MASK
+#undef CV_PER_VEC
 #undef CV_API
 #undef CV_FN
 #undef CV_CAT

@@ -81,7 +81,7 @@ enum conveyor_status {
     CONVEYOR_OK = 0,                 /**< Success. */
     CONVEYOR_E_NULL_POINTER = 1,     /**< A required pointer was NULL (with a count > 0). */
     CONVEYOR_E_INVALID_ARGUMENT = 2, /**< An argument is outside its documented range. */
-    CONVEYOR_E_OVERFLOW = 3,         /**< A byte size computed from a count overflows. */
+    CONVEYOR_E_OVERFLOW = 3,         /**< count * element size exceeds PTRDIFF_MAX. */
     CONVEYOR_E_MISALIGNED = 4,       /**< A pointer is not aligned to its element type. */
     CONVEYOR_E_OVERLAP = 5,          /**< An output partially overlaps an input. */
     CONVEYOR_E_UNSUPPORTED = 6,      /**< The feature is not built in (e.g. no OpenMP). */
@@ -153,7 +153,7 @@ size_t conveyor_get_parallel_threshold(void);
  * out[i] = op(x[i]) or op(x[i], y[i]) for i in 0..<n, for double (f64) and float (f32).
  * Cost: one read of each input and one write of out, at memory speed for large n.
  * Errors: CONVEYOR_E_NULL_POINTER, CONVEYOR_E_MISALIGNED, CONVEYOR_E_OVERLAP,
- * CONVEYOR_E_OVERFLOW (n * element size does not fit in size_t).
+ * CONVEYOR_E_OVERFLOW (n * element size exceeds PTRDIFF_MAX).
  *
  * min and max: `min(x, a)` is `a < x ? a : x`, so a NaN in x propagates to out while a NaN
  * in a (or y) is ignored: data errors stay visible.
@@ -289,9 +289,10 @@ int conveyor_f32_program(float *out, const float *x, size_t n,
 
 /**
  * *result = x[0] + ... + x[n-1], accumulated in double with compensated (TwoSum)
- * arithmetic per SIMD lane, per thread chunk and across them: the error is about one
- * rounding of the exact sum plus n * 2^-106 * sum|x|, far below a plain loop's
- * n * 2^-53 * sum|x|. The result depends only on the data and the thread count (the
+ * arithmetic per SIMD lane, per thread chunk and across them. The error bound is that of
+ * a sum in twice the working precision (Ogita, Rump & Oishi, "Accurate sum and dot
+ * product", 2005): about 2^-53 * |sum| + (n * 2^-53)^2 * sum|x|, against a plain loop's
+ * n * 2^-53 * sum|x|. Infinities and NaNs propagate as in a plain sum. The result depends only on the data and the thread count (the
  * chunking is fixed by it, whether or not the region runs in parallel), never on timing
  * or on the address of x. An empty array sums to 0.
  * Cost: one read of x; compute-bound at about one cycle per element per core.

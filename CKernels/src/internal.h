@@ -31,7 +31,7 @@
 #define CV_CHUNK_GRAIN 64
 
 /* Checks common to every array argument: NULL only when empty, aligned to its type, and
- * a byte size that fits in size_t. */
+ * a byte size no larger than PTRDIFF_MAX (the largest object C pointer arithmetic covers). */
 int cv_check_array(const void *p, size_t n, size_t elem_size);
 
 /* CONVEYOR_E_OVERLAP if [out, out+bytes) and [in, in+bytes) overlap without being the

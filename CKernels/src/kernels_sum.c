@@ -4,13 +4,15 @@
  * Each of CV_LANES lanes keeps a running sum s and a running error c. Adding x uses
  * Knuth's branch-free TwoSum, which recovers the exact rounding error of s + x:
  *     t = s + x;  z = t - s;  e = (s - (t - z)) + (x - z);  c += e;  s = t;
- * so s + c carries about 106 bits. The lanes are independent, which lets the compiler keep
+ * so s + c behaves like a sum in twice the precision (the bound is in conveyor.h). The lanes are independent, which lets the compiler keep
  * them in SIMD registers; the lane results, then the per-chunk results, are merged in a
  * fixed order with the same TwoSum. Chunks are fixed by the thread count alone
  * (cv_for_chunks with fixed_partition), so a given array and thread count always give
  * the same bits.
  */
 #include "internal.h"
+
+#include <math.h>
 
 /* 32 lanes: four AVX-512 (or eight AVX2) registers of sums, enough independent chains to
  * hide the adder's latency. */
@@ -79,7 +81,9 @@ static int cv_sum(const void *x, size_t n, size_t elem_size, double *result) {
     int chunks = cv_for_chunks(n, n * elem_size, true, &ctx, cv_sum_chunk);
     cv_compensated total = {0, 0};
     for (int c = 0; c < chunks; c++) cv_merge(&total, ctx.partial[c]);
-    *result = total.s + total.c;
+    /* An infinity or NaN in the data (or an overflow) makes the error terms NaN
+     * (inf - inf); the plain sum then already holds the IEEE answer. */
+    *result = isfinite(total.s) ? total.s + total.c : total.s;
     return CONVEYOR_OK;
 }
 

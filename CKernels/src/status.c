@@ -18,7 +18,7 @@ static const cv_status_text cv_status_table[] = {
     [CONVEYOR_E_INVALID_ARGUMENT] = {"CONVEYOR_E_INVALID_ARGUMENT",
                                      "an argument is outside its documented range"},
     [CONVEYOR_E_OVERFLOW] = {"CONVEYOR_E_OVERFLOW",
-                             "the byte size of an array does not fit in size_t"},
+                             "the byte size of an array exceeds PTRDIFF_MAX"},
     [CONVEYOR_E_MISALIGNED] = {"CONVEYOR_E_MISALIGNED",
                                "a pointer is not aligned to its element type"},
     [CONVEYOR_E_OVERLAP] = {"CONVEYOR_E_OVERLAP", "an output partially overlaps an input"},
@@ -45,7 +45,7 @@ const char *conveyor_status_name(int status) {
 }
 
 int cv_check_array(const void *p, size_t n, size_t elem_size) {
-    if (n > SIZE_MAX / elem_size) return CONVEYOR_E_OVERFLOW;
+    if (n > (size_t)PTRDIFF_MAX / elem_size) return CONVEYOR_E_OVERFLOW;
     if (n == 0) return CONVEYOR_OK;
     if (p == NULL) return CONVEYOR_E_NULL_POINTER;
     if ((uintptr_t)p % elem_size != 0) return CONVEYOR_E_MISALIGNED;

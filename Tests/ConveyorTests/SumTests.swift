@@ -1,0 +1,107 @@
+import CKernels
+import Testing
+
+/// Accuracy of the compensated sum on ill-conditioned input, against an exact reference.
+@Suite struct SumTests {
+    /// Shewchuk's exact summation (Python's math.fsum algorithm): the partials are
+    /// non-overlapping and sum exactly to the true sum; adding them from the smallest up
+    /// rounds the result within an ulp of it.
+    static func exactSum(_ values: [Double]) -> Double {
+        var partials: [Double] = []
+        for value in values {
+            var x = value
+            var kept = 0
+            for var y in partials {
+                if abs(x) < abs(y) { swap(&x, &y) }
+                let hi = x + y
+                let lo = y - (hi - x)
+                if lo != 0 { partials[kept] = lo; kept += 1 }
+                x = hi
+            }
+            partials.removeSubrange(kept...)
+            partials.append(x)
+        }
+        return partials.reduce(0, +)
+    }
+
+    /// The documented error bound of a compensated sum (Ogita, Rump & Oishi 2005):
+    /// about one rounding of the result plus (n * 2^-53)^2 * sum|x|.
+    static func bound(count: Int, exact: Double, absSum: Double) -> Double {
+        let nu = Double(count) * 0x1p-53
+        return 2 * exact.ulp + nu * nu * absSum
+    }
+
+    static func conveyorSum<T: TestElement>(_ values: [T]) -> Double {
+        var result = Double.nan
+        let status = values.withUnsafeBufferPointer { T.sum($0.baseAddress, $0.count, &result) }
+        #expect(status == 0)
+        return result
+    }
+
+    /// Terms spread over 2^±40 in magnitude, each also present negated at the far end of
+    /// the array (so they cancel across lanes and thread chunks), plus small residue:
+    /// the exact sum is ~1e-12 of sum|x|, which a plain loop gets wrong in every digit.
+    static func illConditioned<T: TestElement>(_: T.Type, count: Int, seed: UInt64) -> [T] {
+        var u = [Double](repeating: 0, count: count)
+        u.withUnsafeMutableBufferPointer { _ = Double.fill($0.baseAddress, count, seed: seed, stream: 9, first: 0) }
+        var values = [T](repeating: 0, count: count)
+        for i in 0..<(count / 2) {
+            let magnitude = T(Double(sign: .plus, exponent: Int(u[i] * 80) - 40, significand: 1 + u[count - 1 - i]))
+            values[i] = magnitude
+            values[count - 1 - i] = -magnitude
+        }
+        for i in stride(from: 0, to: count, by: 97) { values[i] += T(u[i]) * T(1e-3) }
+        return values
+    }
+
+    @Test(arguments: [3, 64, 1_001, 1_000_003])
+    func illConditionedSumsAreAccurateF64(count: Int) {
+        let values = Self.illConditioned(Double.self, count: count, seed: UInt64(count))
+        let exact = Self.exactSum(values)
+        let absSum = values.reduce(0) { $0 + abs($1) }
+        let got = Self.conveyorSum(values)
+        let bound = Self.bound(count: count, exact: exact, absSum: absSum)
+        #expect(abs(got - exact) <= bound, "n=\(count): got \(got), exact \(exact), bound \(bound)")
+        if count > 1_000 {
+            // The test has teeth: a plain loop misses by far more than the bound.
+            let naive = values.reduce(0, +)
+            #expect(abs(naive - exact) > 100 * bound, "naive \(naive) vs exact \(exact)")
+        }
+    }
+
+    @Test(arguments: [3, 1_001, 1_000_003])
+    func illConditionedSumsAreAccurateF32(count: Int) {
+        let values = Self.illConditioned(Float.self, count: count, seed: UInt64(count) + 1)
+        let exact = Self.exactSum(values.map { Double($0) })
+        let absSum = values.reduce(0.0) { $0 + Double(abs($1)) }
+        let got = Self.conveyorSum(values)
+        #expect(abs(got - exact) <= Self.bound(count: count, exact: exact, absSum: absSum),
+                "n=\(count): got \(got), exact \(exact)")
+    }
+
+    @Test func classicCancellation() {
+        #expect(Self.conveyorSum([1e16, 1.0, -1e16]) == 1)
+        #expect(Self.conveyorSum([1.0, 1e100, 1.0, -1e100]) == 2)
+        var long = [Double](repeating: 0.1, count: 10_000)
+        long[0] = 1e20
+        long.append(-1e20)
+        // 1e20 + 0.1 loses all of 0.1 in a plain sum; compensated, it is kept to a few ulps.
+        #expect(abs(Self.conveyorSum(long) - Self.exactSum(long)) <= 4 * Self.exactSum(long).ulp)
+        #expect(long.reduce(0, +) == 0)
+    }
+
+    @Test func emptyAndTinyArrays() {
+        #expect(Self.conveyorSum([Double]()) == 0)
+        #expect(Self.conveyorSum([Float]()) == 0)
+        #expect(Self.conveyorSum([2.5]) == 2.5)
+        #expect(Self.conveyorSum([Float(0.1)]) == Double(Float(0.1)))
+    }
+
+    @Test func specialValuesPropagate() {
+        #expect(Self.conveyorSum([1, .infinity, 2]) == .infinity)
+        #expect(Self.conveyorSum([1, .nan, 2]).isNaN)
+        #expect(Self.conveyorSum([Double](repeating: 1, count: 100) + [-.infinity]) == -.infinity)
+        #expect(Self.conveyorSum([Double.infinity, -.infinity]).isNaN)
+        #expect(Self.conveyorSum([Double](repeating: .greatestFiniteMagnitude, count: 40)) == .infinity)
+    }
+}

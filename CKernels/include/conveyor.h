@@ -112,8 +112,8 @@ const char *conveyor_status_name(int status);
  * spinning for KMP_BLOCKTIME milliseconds (200 by default). In a pipeline that runs one
  * stage per core, that spin steals the core another stage needs. Conveyor therefore sets
  * KMP_BLOCKTIME=0 when the library is loaded, unless the environment already sets it:
- * workers sleep at once, and waking them costs a few microseconds per region, which the
- * threshold accounts for. Export KMP_BLOCKTIME yourself to choose otherwise.
+ * workers sleep at once, and waking them costs tens of microseconds per region on a VM,
+ * which the default threshold accounts for. Export KMP_BLOCKTIME yourself to choose otherwise.
  * =================================================================================== */
 
 /** The largest thread count conveyor_set_threads accepts. */
@@ -137,15 +137,21 @@ int conveyor_get_threads(void);
  * Sets the output size in bytes from which a kernel runs in parallel; below it the
  * kernel runs on the calling thread alone. 0 means always parallel (when threads > 1).
  * The default, CONVEYOR_DEFAULT_PARALLEL_THRESHOLD, was measured on a 2-core x86-64 VM
- * (see the README). Never fails; returns CONVEYOR_OK.
+ * (see below). Never fails; returns CONVEYOR_OK.
  */
 int conveyor_set_parallel_threshold(size_t bytes);
 
 /** The current parallel threshold in bytes. */
 size_t conveyor_get_parallel_threshold(void);
 
-/** Default parallel threshold, in output bytes (256 KiB). */
-#define CONVEYOR_DEFAULT_PARALLEL_THRESHOLD ((size_t)256 * 1024)
+/**
+ * Default parallel threshold in output bytes: 2 MiB. Measured with `conveyor-bench
+ * threshold` on a 2-core x86-64 VM: with KMP_BLOCKTIME=0 a parallel region costs 30-40 us
+ * (waking a sleeping worker), and two threads first beat one at 1-2 MiB. With workers
+ * left spinning (KMP_BLOCKTIME=200) the break-even is near 64 KiB: lower the threshold to
+ * match if you choose that policy.
+ */
+#define CONVEYOR_DEFAULT_PARALLEL_THRESHOLD 2097152
 
 /* ===================================================================================
  * 4. Elementwise kernels

@@ -40,7 +40,7 @@ import Testing
     @Test func thresholdRoundTrips() {
         let saved = Kernels.parallelThreshold
         defer { Kernels.parallelThreshold = saved }
-        #expect(saved == 256 * 1024)
+        #expect(saved == Int(CONVEYOR_DEFAULT_PARALLEL_THRESHOLD))
         Kernels.parallelThreshold = 0
         #expect(Kernels.parallelThreshold == 0)
         Kernels.parallelThreshold = -5
@@ -86,7 +86,7 @@ import Testing
         let values = SumTests.illConditioned(Double.self, count: 1_000_003, seed: 77)
         for threads in threadCounts {
             var bits: Set<UInt64> = []
-            for threshold in [0, 256 * 1024, Int.max] {
+            for threshold in [0, Int(CONVEYOR_DEFAULT_PARALLEL_THRESHOLD), Int.max] {
                 with(threads: threads, threshold: threshold) {
                     bits.insert(SumTests.conveyorSum(values).bitPattern)
                     withUnalignedBuffer(values.count) { (shifted: UnsafeMutableBufferPointer<Double>) in

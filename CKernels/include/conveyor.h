@@ -14,6 +14,8 @@
  *   5. Programs         several elementwise ops fused into one pass over memory.
  *   6. Reductions       an accurate, deterministic sum.
  *   7. Random numbers   a counter-based uniform generator, identical for any threading.
+ *   8. Rings            zero-copy single-producer/single-consumer frames over shared
+ *                       memory, across threads and processes.
  *
  * Conventions that hold for every function below:
  *   - Prefix: every public symbol starts with `conveyor_` or `CONVEYOR_`.
@@ -85,7 +87,21 @@ enum conveyor_status {
     CONVEYOR_E_MISALIGNED = 4,       /**< A pointer is not aligned to its element type. */
     CONVEYOR_E_OVERLAP = 5,          /**< An output partially overlaps an input. */
     CONVEYOR_E_UNSUPPORTED = 6,      /**< The feature is not built in (e.g. no OpenMP). */
-    CONVEYOR_E_NO_MEMORY = 7         /**< An allocation failed. */
+    CONVEYOR_E_NO_MEMORY = 7,        /**< An allocation failed. */
+    CONVEYOR_E_TIMEOUT = 8,          /**< Nothing became ready before the timeout (0 = try once). */
+    CONVEYOR_E_END_OF_STREAM = 9,    /**< The producer closed the ring and every frame was received. */
+    CONVEYOR_E_CLOSED = 10,          /**< The ring is closed: no more frames may be loaned. */
+    CONVEYOR_E_PEER_DEAD = 11,       /**< The process on the other side died (or left) without closing. */
+    CONVEYOR_E_BAD_STATE = 12,       /**< Call out of order: commit without loan, double release... */
+    CONVEYOR_E_WRONG_ROLE = 13,      /**< A producer call on a consumer handle, or the reverse. */
+    CONVEYOR_E_NOT_A_RING = 14,      /**< The memory does not start with a ring header. */
+    CONVEYOR_E_VERSION = 15,         /**< The ring was made with another layout version. */
+    CONVEYOR_E_TRUNCATED = 16,       /**< The file is smaller than its header says. */
+    CONVEYOR_E_CORRUPT = 17,         /**< A shared index or frame header is impossible. */
+    CONVEYOR_E_EXISTS = 18,          /**< A named ring of that name already exists. */
+    CONVEYOR_E_BUSY = 19,            /**< That side of the ring is held by another live process. */
+    CONVEYOR_E_SYSTEM = 20,          /**< A system call failed; errno tells which way. */
+    CONVEYOR_E_TOO_LARGE = 21        /**< A frame does not fit in a slot. */
 };
 
 /**
@@ -332,6 +348,226 @@ int conveyor_f64_fill_uniform(double *out, size_t n, uint64_t seed, uint64_t str
 /** The float version of conveyor_f64_fill_uniform (a different sequence of values). */
 int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stream,
                               uint64_t first);
+
+/* ===================================================================================
+ * 8. Rings: zero-copy frames between threads and processes
+ *
+ * A ring is a fixed array of slots in one shared mapping, with exactly one producer and
+ * one consumer. The producer loans a slot, writes a frame into it in place and commits
+ * it; the consumer receives the frame as a read-only pointer into the same memory,
+ * reads it in place and releases it, which frees the slot for reuse. Nothing is copied
+ * or serialized: what crosses is a sequence number. Frames arrive in commit order, each
+ * exactly once. When all slots are full the producer waits (backpressure); when none is
+ * full the consumer waits. A waiting side spins briefly, then sleeps on a futex; a busy
+ * ring makes no system calls at all.
+ *
+ * Backings (conveyor_ring_config.backing):
+ *   ANONYMOUS  shared anonymous memory: threads of one process, or inherited across fork.
+ *   MEMFD      a memfd: pass conveyor_ring_fd() to another process (e.g. dup2 it in
+ *              posix_spawn file actions) and attach there with conveyor_ring_attach_fd.
+ *   NAMED      a POSIX shared-memory object "/name", created exclusively with mode 0600:
+ *              an unrelated process attaches with conveyor_ring_attach_named. The creator's
+ *              conveyor_ring_destroy unlinks the name.
+ *
+ * Each side belongs to one process at a time (its pid is recorded in the ring). A side
+ * may be taken over only when its owner is dead, so a restarted consumer receives again
+ * the frame a dead consumer held: no slot is lost. A handle inherited across fork moves
+ * to the child on its first use (or conveyor_ring_claim); the parent must then leave its
+ * copy alone, except to destroy it.
+ *
+ * If the other side's process dies without closing, a blocked call returns
+ * CONVEYOR_E_PEER_DEAD within about 10 ms (checked every CONVEYOR_RING_PEER_CHECK_NS),
+ * after the consumer has received every frame committed before the death.
+ *
+ * Trust: the other process may be buggy or hostile. Geometry is read once at attach and
+ * validated; every shared index and frame header read later is checked before use, so a
+ * corrupted ring yields CONVEYOR_E_CORRUPT, never an access outside the mapping.
+ * A handle is used by one thread at a time; different handles are independent.
+ * =================================================================================== */
+
+/** An opaque handle on one side (producer or consumer) of a ring. */
+typedef struct conveyor_ring conveyor_ring;
+
+/** The most slots a ring may have. */
+#define CONVEYOR_RING_MAX_SLOTS 65536
+/** The largest slot capacity in bytes (1 TiB). */
+#define CONVEYOR_RING_MAX_SLOT_BYTES ((uint64_t)1 << 40)
+/** How often a sleeping side checks that its peer process is alive, in nanoseconds. */
+#define CONVEYOR_RING_PEER_CHECK_NS 10000000
+/** Default spin iterations (a pause each) before a waiting side sleeps. */
+#define CONVEYOR_RING_DEFAULT_SPIN 2048
+
+/** How a ring's memory is obtained (see the backings above). */
+enum conveyor_ring_backing {
+    CONVEYOR_RING_ANONYMOUS = 0,
+    CONVEYOR_RING_MEMFD = 1,
+    CONVEYOR_RING_NAMED = 2
+};
+
+/** Which side a handle is. */
+enum conveyor_ring_role {
+    CONVEYOR_RING_PRODUCER = 1,
+    CONVEYOR_RING_CONSUMER = 2
+};
+
+/** Parameters of a new ring. Zero-initialize, then set the fields you need. */
+typedef struct conveyor_ring_config {
+    uint32_t slot_count;  /**< Slots in flight, 1...CONVEYOR_RING_MAX_SLOTS. */
+    uint32_t spin;        /**< Spin iterations before sleeping; 0 = sleep at once. */
+    uint64_t slot_bytes;  /**< Capacity of each slot, 1...CONVEYOR_RING_MAX_SLOT_BYTES. */
+    int32_t backing;      /**< A conveyor_ring_backing. */
+    uint32_t reserved;    /**< Must be 0. */
+    const char *name;     /**< NAMED only: "/name", at most 200 bytes, no other '/'. */
+} conveyor_ring_config;
+
+/** Element types a frame may declare. */
+enum conveyor_dtype {
+    CONVEYOR_DTYPE_BYTES = 0, /**< Raw bytes (element size 1). */
+    CONVEYOR_DTYPE_F32 = 1,   /**< float */
+    CONVEYOR_DTYPE_F64 = 2    /**< double */
+};
+
+/** The most dimensions a frame's shape may have. */
+#define CONVEYOR_FRAME_MAX_RANK 4
+
+/**
+ * What a frame holds, written by the producer at commit and handed to the consumer.
+ * byte_length must equal the product of shape[0..<rank] times the element size
+ * (a rank-0 frame is one element) and fit in the slot.
+ */
+typedef struct conveyor_frame_info {
+    uint32_t dtype;                           /**< A conveyor_dtype. */
+    uint32_t rank;                            /**< 0...CONVEYOR_FRAME_MAX_RANK. */
+    uint64_t shape[CONVEYOR_FRAME_MAX_RANK];  /**< Extents; entries past rank are ignored. */
+    uint64_t byte_length;                     /**< Bytes of payload. */
+    uint64_t tag;                             /**< Free for the application (e.g. an item index). */
+} conveyor_frame_info;
+
+/** Counters of a ring, kept in the shared memory and readable from either side. */
+typedef struct conveyor_ring_stats {
+    uint64_t frames_committed;   /**< Frames the producer published. */
+    uint64_t bytes_committed;    /**< Sum of their byte_length. */
+    uint64_t frames_released;    /**< Frames the consumer released. */
+    uint64_t producer_waits;     /**< Times the producer slept on a full ring (futex waits). */
+    uint64_t producer_wakes;     /**< Futex wakes the producer issued to a sleeping consumer. */
+    uint64_t consumer_waits;     /**< Times the consumer slept on an empty ring. */
+    uint64_t consumer_wakes;     /**< Futex wakes the consumer issued to a sleeping producer. */
+    uint64_t peak_occupancy;     /**< Most frames in flight, as the producer saw it. */
+    uint32_t slot_count;         /**< The ring's slot count. */
+    uint32_t closed;             /**< 1 once the producer closed the ring. */
+    uint64_t slot_bytes;         /**< The ring's slot capacity. */
+} conveyor_ring_stats;
+
+/**
+ * Creates a ring and returns handles on the sides asked for: pass NULL for a side another
+ * process will attach. At least one of producer and consumer must be non-NULL.
+ * Cost: one mmap of slot_count pages-rounded slots plus a header; memory is committed
+ * lazily as slots are first written.
+ * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, bad name), CONVEYOR_E_EXISTS
+ * (NAMED, the name is taken), CONVEYOR_E_SYSTEM (shm_open, memfd_create, ftruncate or mmap
+ * failed; errno is kept), CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
+ */
+int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **producer,
+                         conveyor_ring **consumer);
+
+/**
+ * Attaches to the ring in a memfd or shared-memory fd (which it dups; the caller keeps
+ * its own), as `role`. Validates magic, layout version, geometry and file size first.
+ * Errors: CONVEYOR_E_NOT_A_RING, CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED,
+ * CONVEYOR_E_CORRUPT, CONVEYOR_E_BUSY (the side is held by another live process),
+ * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM.
+ */
+int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring);
+
+/** Attaches to the NAMED ring `name` as `role`. Errors: as attach_fd, plus
+ * CONVEYOR_E_SYSTEM with errno ENOENT when no such ring exists. */
+int conveyor_ring_attach_named(const char *name, int role, conveyor_ring **ring);
+
+/** Removes a NAMED ring's name (attached handles keep working). Errors:
+ * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM (errno ENOENT if absent). */
+int conveyor_ring_unlink_named(const char *name);
+
+/** The fd behind a MEMFD or NAMED ring handle (owned by the handle), or -1. */
+int conveyor_ring_fd(const conveyor_ring *ring);
+
+/** The role of a handle (a conveyor_ring_role), or 0 for NULL. */
+int conveyor_ring_role_of(const conveyor_ring *ring);
+
+/**
+ * Records the calling process as the owner of this handle's side, so the peer can tell
+ * when it dies. Done automatically on first use after fork; call it explicitly right after
+ * fork in the child to close the window before that first use.
+ * Errors: CONVEYOR_E_BUSY if another live process took the side meanwhile.
+ */
+int conveyor_ring_claim(conveyor_ring *ring);
+
+/** Sets this handle's spin budget (pause iterations before sleeping; 0 = sleep at once). */
+int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin);
+
+/**
+ * Unmaps and frees the handle (NULL is fine). It does not close the ring: a producer
+ * should call conveyor_ring_close first, or its consumer sees PEER_DEAD once the process
+ * exits (or waits until its timeout if the process lives on). A loan or received frame
+ * outstanding on this handle is abandoned (the frame will be received again by a new
+ * consumer). The creator of a NAMED ring unlinks its name here.
+ */
+void conveyor_ring_destroy(conveyor_ring *ring);
+
+/**
+ * Producer: waits for a free slot and lends it: *data points at slot_bytes writable bytes
+ * (page-aligned), *capacity receives slot_bytes. timeout_ns < 0 waits without limit,
+ * 0 tries once, > 0 waits at most that long. One loan at a time.
+ * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_CLOSED, CONVEYOR_E_PEER_DEAD (consumer died),
+ * CONVEYOR_E_BAD_STATE (a loan is already outstanding), CONVEYOR_E_WRONG_ROLE,
+ * CONVEYOR_E_CORRUPT, CONVEYOR_E_NULL_POINTER.
+ */
+int conveyor_ring_loan(conveyor_ring *ring, int64_t timeout_ns, void **data, uint64_t *capacity);
+
+/**
+ * Producer: publishes the loaned slot as the next frame, described by `info`.
+ * Cost: a release store and a fence; a futex wake only if the consumer sleeps.
+ * Errors: CONVEYOR_E_BAD_STATE (no loan), CONVEYOR_E_TOO_LARGE (byte_length > slot),
+ * CONVEYOR_E_INVALID_ARGUMENT (unknown dtype, rank > 4, shape and byte_length disagree),
+ * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER. On error the loan stays outstanding.
+ */
+int conveyor_ring_commit(conveyor_ring *ring, const conveyor_frame_info *info);
+
+/** Producer: gives the loaned slot back unpublished. Errors: CONVEYOR_E_BAD_STATE,
+ * CONVEYOR_E_WRONG_ROLE. */
+int conveyor_ring_abandon(conveyor_ring *ring);
+
+/**
+ * Producer: copies info->byte_length bytes from `bytes` into a loaned slot and commits
+ * it — the copying queue (like the answer's ArrayQueue), for data not built in place.
+ * Errors: those of loan and commit.
+ */
+int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *bytes,
+                       const conveyor_frame_info *info);
+
+/**
+ * Producer: ends the stream. The consumer receives every frame committed before, then
+ * CONVEYOR_E_END_OF_STREAM. Later loans fail with CONVEYOR_E_CLOSED; closing twice is
+ * fine. An outstanding loan is abandoned.
+ */
+int conveyor_ring_close(conveyor_ring *ring);
+
+/**
+ * Consumer: waits for the next frame; *data points at it, read-only, valid until
+ * conveyor_ring_release; *info receives its (validated) description. Timeout as in loan.
+ * One frame at a time.
+ * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_END_OF_STREAM, CONVEYOR_E_PEER_DEAD (producer
+ * died without closing, after all its frames were received), CONVEYOR_E_BAD_STATE (a
+ * frame is still held), CONVEYOR_E_CORRUPT, CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ */
+int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **data,
+                          conveyor_frame_info *info);
+
+/** Consumer: releases the frame received last, freeing its slot for the producer.
+ * Errors: CONVEYOR_E_BAD_STATE (nothing held: double release), CONVEYOR_E_WRONG_ROLE. */
+int conveyor_ring_release(conveyor_ring *ring);
+
+/** Reads the ring's counters into *stats. Errors: CONVEYOR_E_NULL_POINTER. */
+int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stats);
 
 #ifdef __cplusplus
 } /* extern "C" */

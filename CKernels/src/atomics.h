@@ -1,0 +1,88 @@
+/*
+ * atomics.h — every memory ordering the ring uses, by name. The ring's code (ring.c,
+ * shm.c) never says memory_order_*: a reviewer checks the protocol by reading its
+ * SYNC POINT labels against these helpers.
+ *
+ * Shared-memory words are _Atomic and lock-free (static_assert below), so they work across
+ * processes that map the same pages at different addresses.
+ */
+#ifndef CONVEYOR_ATOMICS_H
+#define CONVEYOR_ATOMICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the ring needs lock-free 64-bit atomics");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the ring needs lock-free 32-bit atomics");
+
+typedef _Atomic uint64_t cv_atomic_u64;
+typedef _Atomic uint32_t cv_atomic_u32;
+
+/* Publishes everything written before it to a thread that reads `p` with cv_load_acquire
+ * and sees `v` (C++: store(v, memory_order_release)). */
+static inline void cv_store_release_u64(cv_atomic_u64 *p, uint64_t v) {
+    atomic_store_explicit(p, v, memory_order_release);
+}
+
+/* Sees everything written before the cv_store_release that wrote the value it returns
+ * (C++: load(memory_order_acquire)). */
+static inline uint64_t cv_load_acquire_u64(cv_atomic_u64 *p) {
+    return atomic_load_explicit(p, memory_order_acquire);
+}
+
+/* No ordering: counters, flags whose ordering a cv_fence_full provides, and values only
+ * this side writes (C++: memory_order_relaxed). */
+static inline uint64_t cv_load_relaxed_u64(cv_atomic_u64 *p) {
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
+static inline void cv_store_relaxed_u64(cv_atomic_u64 *p, uint64_t v) {
+    atomic_store_explicit(p, v, memory_order_relaxed);
+}
+static inline void cv_add_relaxed_u64(cv_atomic_u64 *p, uint64_t v) {
+    atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
+/* p += v for a word only the calling side ever writes: a plain load and store, no locked
+ * instruction (readers may see the old or the new value, never a torn one). */
+static inline void cv_bump_u64(cv_atomic_u64 *p, uint64_t v) {
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+static inline void cv_bump_u32(cv_atomic_u32 *p, uint32_t v) {
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+static inline void cv_store_release_u32(cv_atomic_u32 *p, uint32_t v) {
+    atomic_store_explicit(p, v, memory_order_release);
+}
+static inline uint32_t cv_load_acquire_u32(cv_atomic_u32 *p) {
+    return atomic_load_explicit(p, memory_order_acquire);
+}
+static inline uint32_t cv_load_relaxed_u32(cv_atomic_u32 *p) {
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
+static inline void cv_store_relaxed_u32(cv_atomic_u32 *p, uint32_t v) {
+    atomic_store_explicit(p, v, memory_order_relaxed);
+}
+static inline uint32_t cv_add_relaxed_u32(cv_atomic_u32 *p, uint32_t v) {
+    return atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
+static inline int cv_cas_u32(cv_atomic_u32 *p, uint32_t *expected, uint32_t desired) {
+    return atomic_compare_exchange_strong_explicit(p, expected, desired, memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+
+/* A full (sequentially consistent) fence: orders this side's earlier stores before its
+ * later loads. The wait/wake handshake needs exactly this, on both sides (Dekker): see
+ * "no lost wake-ups" in ring.c (C++: atomic_thread_fence(memory_order_seq_cst)). */
+static inline void cv_fence_full(void) { atomic_thread_fence(memory_order_seq_cst); }
+
+/* A polite pause inside a spin loop. */
+static inline void cv_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif /* CONVEYOR_ATOMICS_H */

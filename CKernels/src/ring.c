@@ -1,0 +1,351 @@
+/*
+ * ring.c — the single-producer/single-consumer protocol specified in ring_layout.h:
+ * loan/commit/abandon/close on the producer side, receive/release on the consumer side,
+ * waiting, ownership and peer liveness. Every shared access names its SYNC POINT.
+ */
+#include "ring_internal.h"
+#include "futex.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- ownership and liveness ------------------------------------------------------ */
+
+static cv_atomic_u64 cv_forks = 0;
+static pthread_once_t cv_atfork_once = PTHREAD_ONCE_INIT;
+
+static void cv_after_fork_in_child(void) { cv_bump_u64(&cv_forks, 1); }
+static void cv_register_atfork(void) { pthread_atfork(NULL, NULL, cv_after_fork_in_child); }
+
+uint64_t cv_fork_generation(void) {
+    pthread_once(&cv_atfork_once, cv_register_atfork);
+    return cv_load_relaxed_u64(&cv_forks);
+}
+
+/* True unless `pid` has exited (a zombie counts as exited) or does not exist. A pidfd
+ * polls readable once its process has terminated, which kill(pid, 0) cannot tell. */
+static bool cv_process_alive(uint32_t pid) {
+    if (pid == 0 || (pid_t)pid == getpid()) return true;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0) {
+        if (errno == ESRCH) return false;
+        return kill((pid_t)pid, 0) == 0 || errno != ESRCH; /* no pidfd support: best effort */
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int ready = poll(&p, 1, 0);
+    close(fd);
+    return ready <= 0;
+}
+
+static cv_atomic_u32 *cv_own_pid(conveyor_ring *ring) {
+    return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->prod_pid : &ring->hdr->cons_pid;
+}
+
+static cv_atomic_u32 *cv_peer_pid(conveyor_ring *ring) {
+    return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->cons_pid : &ring->hdr->prod_pid;
+}
+
+int cv_ring_claim_side(conveyor_ring *ring) {
+    cv_atomic_u32 *owner = cv_own_pid(ring);
+    uint32_t me = (uint32_t)getpid();
+    uint32_t current = cv_load_relaxed_u32(owner);
+    while (current != me) {
+        /* Free, handed over from the process this handle was claimed by (fork), or held
+         * by a dead process: take it. Anyone else alive keeps it. */
+        bool may_take = current == 0 || current == (uint32_t)ring->claimed_pid ||
+                        !cv_process_alive(current);
+        if (!may_take) return CONVEYOR_E_BUSY;
+        if (cv_cas_u32(owner, &current, me)) break;
+    }
+    ring->claimed_pid = (pid_t)me;
+    ring->fork_generation = cv_fork_generation();
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_claim(conveyor_ring *ring) {
+    if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    return cv_ring_claim_side(ring);
+}
+
+/* Every operation starts here: right role, and this process owns the side (a handle used
+ * for the first time in a forked child claims it then). */
+static int cv_enter(conveyor_ring *ring, int role) {
+    if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (ring->role != role) return CONVEYOR_E_WRONG_ROLE;
+    if (ring->fork_generation != cv_load_relaxed_u64(&cv_forks))
+        return cv_ring_claim_side(ring);
+    return CONVEYOR_OK;
+}
+
+/* Rate-limited: whether the other side's process is gone. */
+static bool cv_peer_dead(conveyor_ring *ring, int64_t now) {
+    if (now < ring->next_peer_check_ns) return false;
+    ring->next_peer_check_ns = now + CONVEYOR_RING_PEER_CHECK_NS;
+    return !cv_process_alive(cv_load_relaxed_u32(cv_peer_pid(ring)));
+}
+
+/* Loans between two liveness checks of the consumer when the ring never fills. */
+#define CV_PEER_CHECK_EVERY 4096
+
+/* ---- waiting --------------------------------------------------------------------- */
+
+/* What a waiting side checks: returns CONVEYOR_OK when it can proceed, CONVEYOR_E_TIMEOUT
+ * while it must keep waiting, or a final status (end of stream, corrupt...). */
+typedef int (*cv_ready_fn)(conveyor_ring *ring);
+
+/*
+ * Spin, then sleep on `doorbell` with the handshake of ring_layout.h, until ready() says
+ * so, the deadline passes or the peer dies. `sleeping` is this side's flag; `waits`
+ * counts sleeps.
+ */
+static int cv_wait(conveyor_ring *ring, int64_t timeout_ns, cv_ready_fn ready,
+                   cv_atomic_u32 *doorbell, cv_atomic_u32 *sleeping, cv_atomic_u64 *waits) {
+    int status = ready(ring);
+    if (status != CONVEYOR_E_TIMEOUT) return status;
+    for (uint32_t i = 0; i < ring->spin && timeout_ns != 0; i++) {
+        cv_cpu_relax();
+        if ((status = ready(ring)) != CONVEYOR_E_TIMEOUT) return status;
+    }
+    int64_t now = cv_now_ns();
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+    bool counted = false;
+    for (;;) {
+        uint32_t bell = cv_load_relaxed_u32(doorbell);  /* (1) before the fence */
+        cv_store_relaxed_u32(sleeping, 1);
+        cv_fence_full();                                   /* SYNC POINT C */
+        status = ready(ring);
+        if (status != CONVEYOR_E_TIMEOUT) break;
+        now = cv_now_ns();
+        if (now >= deadline) break;
+        if (cv_peer_dead(ring, now)) {
+            /* The peer cannot act any more; one last look at what it left, then give up. */
+            status = ready(ring);
+            if (status == CONVEYOR_E_TIMEOUT) status = CONVEYOR_E_PEER_DEAD;
+            break;
+        }
+        if (!counted) {
+            cv_bump_u64(waits, 1);
+            counted = true;
+        }
+        int64_t slice = deadline - now;
+        if (slice > CONVEYOR_RING_PEER_CHECK_NS) slice = CONVEYOR_RING_PEER_CHECK_NS;
+        cv_futex_wait(doorbell, bell, slice);
+    }
+    cv_store_relaxed_u32(sleeping, 0);
+    return status;
+}
+
+/* Rings the other side's doorbell if it may be asleep. Called after a release store. */
+static void cv_ring_doorbell(cv_atomic_u32 *doorbell, cv_atomic_u32 *peer_sleeping,
+                             cv_atomic_u64 *wakes) {
+    cv_fence_full();                                        /* SYNC POINT C */
+    if (cv_load_relaxed_u32(peer_sleeping)) {
+        cv_bump_u32(doorbell, 1);
+        cv_futex_wake(doorbell);
+        cv_bump_u64(wakes, 1);
+    }
+}
+
+/* ---- producer -------------------------------------------------------------------- */
+
+static int cv_slot_free(conveyor_ring *ring) {
+    if (ring->position - ring->peer_cache < ring->slot_count) return CONVEYOR_OK;
+    uint64_t tail = cv_load_acquire_u64(&ring->hdr->cons_tail);  /* SYNC POINT B */
+    if (ring->position - tail > ring->slot_count) return CONVEYOR_E_CORRUPT;
+    ring->peer_cache = tail;
+    return ring->position - tail < ring->slot_count ? CONVEYOR_OK : CONVEYOR_E_TIMEOUT;
+}
+
+static void *cv_slot_address(const conveyor_ring *ring, uint64_t sequence) {
+    uint64_t slot = sequence % ring->slot_count;
+    return (char *)ring->map->base + ring->slots_offset + slot * ring->slot_stride;
+}
+
+static cv_slot_desc *cv_slot_descriptor(const conveyor_ring *ring, uint64_t sequence) {
+    uint64_t slot = sequence % ring->slot_count;
+    return (cv_slot_desc *)((char *)ring->map->base + ring->descriptors_offset) + slot;
+}
+
+int conveyor_ring_loan(conveyor_ring *ring, int64_t timeout_ns, void **data, uint64_t *capacity) {
+    int status = cv_enter(ring, CONVEYOR_RING_PRODUCER);
+    if (status != CONVEYOR_OK) return status;
+    if (data == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    cv_ring_header *hdr = ring->hdr;
+    if (cv_load_relaxed_u32(&hdr->prod_closed)) return CONVEYOR_E_CLOSED;
+    /* A dead consumer is noticed while waiting for a slot (within a sleep slice), and
+     * every CV_PEER_CHECK_EVERY loans otherwise: a clock read per loan would cost more
+     * than the rest of the loan. */
+    if (++ring->loans_since_check >= CV_PEER_CHECK_EVERY) {
+        ring->loans_since_check = 0;
+        ring->next_peer_check_ns = 0;
+        if (cv_peer_dead(ring, cv_now_ns())) return CONVEYOR_E_PEER_DEAD;
+    }
+    status = cv_wait(ring, timeout_ns, cv_slot_free, &hdr->cons_doorbell, &hdr->prod_sleeping,
+                     &hdr->prod_waits);
+    if (status != CONVEYOR_OK) return status;
+    ring->outstanding = true;
+    *data = cv_slot_address(ring, ring->position);
+    if (capacity != NULL) *capacity = ring->slot_bytes;
+    return CONVEYOR_OK;
+}
+
+static uint64_t cv_dtype_size(uint32_t dtype) {
+    switch (dtype) {
+    case CONVEYOR_DTYPE_BYTES: return 1;
+    case CONVEYOR_DTYPE_F32: return 4;
+    case CONVEYOR_DTYPE_F64: return 8;
+    default: return 0;
+    }
+}
+
+/* A frame description is consistent: known dtype, rank <= 4, shape * size == length. */
+static int cv_check_frame(const conveyor_frame_info *info, uint64_t slot_bytes) {
+    uint64_t bytes = cv_dtype_size(info->dtype);
+    if (bytes == 0 || info->rank > CONVEYOR_FRAME_MAX_RANK) return CONVEYOR_E_INVALID_ARGUMENT;
+    for (uint32_t d = 0; d < info->rank; d++) {
+        if (info->shape[d] != 0 && bytes > UINT64_MAX / info->shape[d]) return CONVEYOR_E_TOO_LARGE;
+        bytes *= info->shape[d];
+    }
+    if (bytes != info->byte_length) return CONVEYOR_E_INVALID_ARGUMENT;
+    return info->byte_length <= slot_bytes ? CONVEYOR_OK : CONVEYOR_E_TOO_LARGE;
+}
+
+int conveyor_ring_commit(conveyor_ring *ring, const conveyor_frame_info *info) {
+    int status = cv_enter(ring, CONVEYOR_RING_PRODUCER);
+    if (status != CONVEYOR_OK) return status;
+    if (info == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (!ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    if ((status = cv_check_frame(info, ring->slot_bytes)) != CONVEYOR_OK) return status;
+
+    cv_ring_header *hdr = ring->hdr;
+    cv_slot_desc *desc = cv_slot_descriptor(ring, ring->position);
+    desc->dtype = info->dtype;
+    desc->rank = info->rank;
+    memcpy(desc->shape, info->shape, sizeof desc->shape);
+    desc->byte_length = info->byte_length;
+    desc->tag = info->tag;
+    ring->outstanding = false;
+    ring->position++;
+    cv_store_release_u64(&hdr->prod_head, ring->position);   /* SYNC POINT A */
+
+    cv_bump_u64(&hdr->prod_frames, 1);
+    cv_bump_u64(&hdr->prod_bytes, info->byte_length);
+    uint64_t occupancy = ring->position - ring->peer_cache;
+    if (occupancy > cv_load_relaxed_u64(&hdr->prod_peak))
+        cv_store_relaxed_u64(&hdr->prod_peak, occupancy);
+    cv_ring_doorbell(&hdr->prod_doorbell, &hdr->cons_sleeping, &hdr->prod_wakes);
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_abandon(conveyor_ring *ring) {
+    int status = cv_enter(ring, CONVEYOR_RING_PRODUCER);
+    if (status != CONVEYOR_OK) return status;
+    if (!ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    ring->outstanding = false;
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *bytes,
+                       const conveyor_frame_info *info) {
+    if (info == NULL || (bytes == NULL && info->byte_length > 0)) return CONVEYOR_E_NULL_POINTER;
+    if (ring != NULL && ring->role == CONVEYOR_RING_PRODUCER) {
+        int status = cv_check_frame(info, ring->slot_bytes);
+        if (status != CONVEYOR_OK) return status;  /* before waiting for a slot */
+    }
+    void *slot;
+    int status = conveyor_ring_loan(ring, timeout_ns, &slot, NULL);
+    if (status != CONVEYOR_OK) return status;
+    memcpy(slot, bytes, info->byte_length);
+    return conveyor_ring_commit(ring, info);
+}
+
+int conveyor_ring_close(conveyor_ring *ring) {
+    int status = cv_enter(ring, CONVEYOR_RING_PRODUCER);
+    if (status != CONVEYOR_OK) return status;
+    ring->outstanding = false;
+    cv_ring_header *hdr = ring->hdr;
+    cv_store_release_u32(&hdr->prod_closed, 1);                  /* SYNC POINT D */
+    cv_ring_doorbell(&hdr->prod_doorbell, &hdr->cons_sleeping, &hdr->prod_wakes);
+    return CONVEYOR_OK;
+}
+
+/* ---- consumer -------------------------------------------------------------------- */
+
+static int cv_frame_ready(conveyor_ring *ring) {
+    if (ring->peer_cache != ring->position) return CONVEYOR_OK;
+    /* closed first (SYNC POINT D), then head: a close seen implies all its commits seen. */
+    uint32_t closed = cv_load_acquire_u32(&ring->hdr->prod_closed);  /* SYNC POINT D */
+    uint64_t head = cv_load_acquire_u64(&ring->hdr->prod_head);  /* SYNC POINT A */
+    if (head - ring->position > ring->slot_count) return CONVEYOR_E_CORRUPT;
+    ring->peer_cache = head;
+    if (head != ring->position) return CONVEYOR_OK;
+    return closed ? CONVEYOR_E_END_OF_STREAM : CONVEYOR_E_TIMEOUT;
+}
+
+int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **data,
+                          conveyor_frame_info *info) {
+    int status = cv_enter(ring, CONVEYOR_RING_CONSUMER);
+    if (status != CONVEYOR_OK) return status;
+    if (data == NULL || info == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    cv_ring_header *hdr = ring->hdr;
+    status = cv_wait(ring, timeout_ns, cv_frame_ready, &hdr->prod_doorbell, &hdr->cons_sleeping,
+                     &hdr->cons_waits);
+    if (status != CONVEYOR_OK) return status;
+
+    /* Copy the descriptor out before checking it: the producer's process may change the
+     * shared copy at any time, and only the checked copy is used. */
+    const cv_slot_desc *desc = cv_slot_descriptor(ring, ring->position);
+    conveyor_frame_info copy = {.dtype = desc->dtype, .rank = desc->rank,
+                                .byte_length = desc->byte_length, .tag = desc->tag};
+    memcpy(copy.shape, desc->shape, sizeof copy.shape);
+    if (cv_check_frame(&copy, ring->slot_bytes) != CONVEYOR_OK) return CONVEYOR_E_CORRUPT;
+    ring->outstanding = true;
+    *data = cv_slot_address(ring, ring->position);
+    *info = copy;
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_release(conveyor_ring *ring) {
+    int status = cv_enter(ring, CONVEYOR_RING_CONSUMER);
+    if (status != CONVEYOR_OK) return status;
+    if (!ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    cv_ring_header *hdr = ring->hdr;
+    ring->outstanding = false;
+    ring->position++;
+    cv_store_release_u64(&hdr->cons_tail, ring->position);   /* SYNC POINT B */
+    cv_bump_u64(&hdr->cons_frames, 1);
+    cv_ring_doorbell(&hdr->cons_doorbell, &hdr->prod_sleeping, &hdr->cons_wakes);
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin) {
+    if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    ring->spin = spin;
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stats) {
+    if (ring == NULL || stats == NULL) return CONVEYOR_E_NULL_POINTER;
+    cv_ring_header *hdr = ring->hdr;
+    *stats = (conveyor_ring_stats){
+        .frames_committed = cv_load_relaxed_u64(&hdr->prod_frames),
+        .bytes_committed = cv_load_relaxed_u64(&hdr->prod_bytes),
+        .frames_released = cv_load_relaxed_u64(&hdr->cons_frames),
+        .producer_waits = cv_load_relaxed_u64(&hdr->prod_waits),
+        .producer_wakes = cv_load_relaxed_u64(&hdr->prod_wakes),
+        .consumer_waits = cv_load_relaxed_u64(&hdr->cons_waits),
+        .consumer_wakes = cv_load_relaxed_u64(&hdr->cons_wakes),
+        .peak_occupancy = cv_load_relaxed_u64(&hdr->prod_peak),
+        .slot_count = ring->slot_count,
+        .closed = cv_load_relaxed_u32(&hdr->prod_closed),
+        .slot_bytes = ring->slot_bytes,
+    };
+    return CONVEYOR_OK;
+}

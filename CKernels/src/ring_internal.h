@@ -1,0 +1,57 @@
+/*
+ * ring_internal.h — the private handle shared by shm.c (mapping, validation) and ring.c
+ * (protocol). Not API.
+ */
+#ifndef CONVEYOR_RING_INTERNAL_H
+#define CONVEYOR_RING_INTERNAL_H
+
+#include "internal.h"
+#include "ring_layout.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* One mapping of a ring, shared by the handles of this process that use it (both sides of
+ * an anonymous ring). Freed with its last handle. */
+typedef struct cv_mapping {
+    void *base;
+    uint64_t bytes;
+    int fd;              /* -1 for anonymous memory */
+    int handles;         /* handles of this process using the mapping */
+    char *unlink_name;   /* set for the creator of a NAMED ring */
+} cv_mapping;
+
+struct conveyor_ring {
+    cv_mapping *map;
+    cv_ring_header *hdr;
+    int role;
+
+    /* geometry, validated once and never re-read from shared memory */
+    uint32_t slot_count;
+    uint64_t slot_bytes;
+    uint64_t slot_stride;
+    uint64_t descriptors_offset;
+    uint64_t slots_offset;
+
+    uint32_t spin;
+
+    /* ownership of this side (see OWNERSHIP in ring_layout.h) */
+    pid_t claimed_pid;
+    uint64_t fork_generation;
+    int64_t next_peer_check_ns;
+    uint32_t loans_since_check;
+
+    /* this side's position and its cache of the other side's */
+    uint64_t position;      /* producer: head; consumer: tail */
+    uint64_t peer_cache;    /* producer: last tail seen; consumer: last head seen */
+    bool outstanding;       /* producer: a loan; consumer: a received frame */
+};
+
+/* Maps, validates and claims (shm.c). */
+int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out);
+/* Ownership (ring.c). */
+int cv_ring_claim_side(conveyor_ring *ring);
+/* Process-wide count of forks this process went through (1 more in each child). */
+uint64_t cv_fork_generation(void);
+
+#endif /* CONVEYOR_RING_INTERNAL_H */

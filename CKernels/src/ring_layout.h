@@ -1,0 +1,150 @@
+/*
+ * ring_layout.h — the shared-memory layout of a ring and its wait/wake protocol.
+ * This comment is the specification; ring.c implements it line by line.
+ *
+ * LAYOUT (all offsets from the start of the mapping; no pointers are ever stored)
+ *
+ *   0                    cv_ring_header (below), in a 4096-byte page:
+ *                          lines 0-1  geometry, written once by the creator before the
+ *                                     ring is published; read-only after
+ *                          lines 2-3  producer, hot: head, counters   (prod_*)
+ *                          lines 4-5  consumer, hot: tail, counters   (cons_*)
+ *                          lines 6-7  producer, cold: sleeping flag, doorbell
+ *                          lines 8-9  consumer, cold: sleeping flag, doorbell
+ *                        Fields are named after their only writer, and each group has its
+ *                        own pair of 64-byte lines (128 bytes: the adjacent-line
+ *                        prefetcher pairs lines), so no line has two writers, and the flag
+ *                        each side checks after every operation sits on a line that
+ *                        changes only when its owner goes to sleep.
+ *   descriptors_offset   slot_count cv_slot_desc of 64 bytes: frame metadata, written by
+ *                        the producer before it publishes the frame
+ *   slots_offset         slot_count slots of slot_stride bytes (slot_bytes rounded up to
+ *                        the page size), page-aligned
+ *   total_bytes          end of mapping
+ *
+ * SEQUENCE NUMBERS
+ *   prod_head = frames committed so far; cons_tail = frames released so far (64-bit, never
+ *   wrap). Frame s lives in slot s % slot_count. Invariant: 0 <= head - tail <= slot_count.
+ *   Each side keeps its own counter locally (it is the only writer) and a cached copy of
+ *   the other's, re-read only when the cache says "full" or "empty" (SPSCQueue's trick:
+ *   no shared-line traffic while there is room).
+ *
+ * SYNC POINTS (release store -> acquire load pairs; atomics.h names the orderings)
+ *   A  producer: descriptor + payload writes; cv_store_release(prod_head)
+ *      consumer: cv_load_acquire(prod_head) sees it; then reads descriptor + payload
+ *   B  consumer: its reads of the slot; cv_store_release(cons_tail)
+ *      producer: cv_load_acquire(cons_tail) sees it; then overwrites the slot
+ *   D  producer: all commits; cv_store_release(prod_closed = 1)
+ *      consumer: cv_load_acquire(prod_closed) == 1, then reads prod_head: every committed
+ *      frame is visible, so it drains them before reporting end of stream
+ *
+ * WAITING WITHOUT LOST WAKE-UPS (Drepper, "Futexes Are Tricky"; a Dekker handshake)
+ *   A side that finds nothing to do spins `spin` times re-checking, then sleeps on the
+ *   doorbell the other side rings. Consumer (producer symmetric with cons_doorbell,
+ *   prod_sleeping, cons_tail):
+ *       bell = load(prod_doorbell)                  (1)
+ *       cons_sleeping = 1
+ *       FENCE                                       (C)
+ *       if prod_head != tail or closed: sleeping = 0, go
+ *       futex_wait(&prod_doorbell, bell, slice)     kernel: sleep only if still == bell
+ *   Producer, after every commit or close:
+ *       store_release(prod_head)                    (A)
+ *       FENCE                                       (C)
+ *       if cons_sleeping: prod_doorbell += 1; futex_wake(&prod_doorbell)
+ *   Why no wake-up is lost: the two FENCEs are sequentially consistent, so of "consumer
+ *   stores sleeping=1 then loads head" and "producer stores head then loads sleeping" at
+ *   least one side sees the other's store. If the consumer sees the new head it does not
+ *   sleep. Otherwise the producer sees sleeping=1 and bumps the doorbell after (1) was
+ *   read, so futex_wait either finds the doorbell changed and returns at once, or is
+ *   already queued when futex_wake runs. If (1) already read the bumped doorbell, the
+ *   producer's fence synchronizes with the consumer's, so the head load sees the commit.
+ *   A ring that never fills or empties never sets sleeping, so it makes no syscalls.
+ *   Sleeps are sliced (CONVEYOR_RING_PEER_CHECK_NS) so a sleeper also notices a dead peer,
+ *   which cannot ring anything.
+ *
+ * OWNERSHIP
+ *   prod_pid / cons_pid: the process owning each side (0 = none yet), changed only by
+ *   compare-and-swap from the previous owner (fork hand-over) or from a dead owner
+ *   (takeover). A side takes over its predecessor's position from the shared counter, so
+ *   a frame held by a dead consumer is received again.
+ *
+ * TRUST
+ *   Geometry is validated at attach and copied into the handle; the shared copy is never
+ *   read again. head - tail is checked against slot_count on every load, descriptors are
+ *   copied out before they are validated, and slot addresses come from local geometry.
+ */
+#ifndef CONVEYOR_RING_LAYOUT_H
+#define CONVEYOR_RING_LAYOUT_H
+
+#include "atomics.h"
+
+#include <stdint.h>
+
+#define CV_RING_MAGIC 0x474E495259564E43ull /* "CNVYRING" in little-endian bytes */
+#define CV_RING_LAYOUT_VERSION 1u
+#define CV_RING_HEADER_BYTES 4096u
+#define CV_RING_DESC_BYTES 64u
+
+typedef struct cv_ring_header {
+    /* line 0: geometry, immutable once published */
+    cv_atomic_u64 magic; /* written last by the creator (release), read first (acquire) */
+    uint32_t layout_version;
+    uint32_t header_bytes;
+    uint32_t slot_count;
+    uint32_t default_spin;
+    uint64_t slot_bytes;
+    uint64_t slot_stride;
+    uint64_t descriptors_offset;
+    uint64_t slots_offset;
+    uint64_t total_bytes;
+    uint8_t pad0[128 - 64];
+
+    /* lines 2-3: written only by the producer, on every commit */
+    cv_atomic_u64 prod_head;
+    cv_atomic_u32 prod_closed;
+    cv_atomic_u32 prod_pid;
+    cv_atomic_u64 prod_frames;
+    cv_atomic_u64 prod_bytes;
+    cv_atomic_u64 prod_peak;
+    uint8_t pad1[128 - 40];
+
+    /* lines 4-5: written only by the consumer, on every release */
+    cv_atomic_u64 cons_tail;
+    cv_atomic_u32 cons_pid;
+    uint32_t cons_reserved;
+    cv_atomic_u64 cons_frames;
+    uint8_t pad2[128 - 24];
+
+    /* lines 6-7: written only by the producer, and only when it sleeps or wakes the
+     * consumer. Kept off the hot lines so that the consumer's check of prod_sleeping on
+     * every release reads a line that is almost never invalidated. */
+    cv_atomic_u32 prod_sleeping; /* 1 while the producer may be asleep on cons_doorbell */
+    cv_atomic_u32 prod_doorbell; /* the consumer sleeps on this; the producer rings it */
+    cv_atomic_u64 prod_waits;
+    cv_atomic_u64 prod_wakes;
+    uint8_t pad3[128 - 24];
+
+    /* lines 8-9: the consumer's counterpart of lines 6-7 */
+    cv_atomic_u32 cons_sleeping; /* 1 while the consumer may be asleep on prod_doorbell */
+    cv_atomic_u32 cons_doorbell; /* the producer sleeps on this; the consumer rings it */
+    cv_atomic_u64 cons_waits;
+    cv_atomic_u64 cons_wakes;
+    uint8_t pad4[128 - 24];
+} cv_ring_header;
+
+_Static_assert(sizeof(cv_ring_header) == 640, "ring header layout changed: bump the version");
+_Static_assert(sizeof(cv_ring_header) <= CV_RING_HEADER_BYTES, "header must fit its page");
+
+/* Frame metadata of one slot: the producer writes it before SYNC POINT A. */
+typedef struct cv_slot_desc {
+    uint32_t dtype;
+    uint32_t rank;
+    uint64_t shape[4];
+    uint64_t byte_length;
+    uint64_t tag;
+    uint8_t pad[CV_RING_DESC_BYTES - 56];
+} cv_slot_desc;
+
+_Static_assert(sizeof(cv_slot_desc) == CV_RING_DESC_BYTES, "descriptor layout changed");
+
+#endif /* CONVEYOR_RING_LAYOUT_H */

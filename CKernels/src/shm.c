@@ -1,0 +1,267 @@
+/*
+ * shm.c — ring backings: creating anonymous, memfd and named mappings, attaching to an
+ * existing one, and validating what another process put there. The protocol is ring.c's.
+ */
+#include "ring_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CV_RING_NAME_MAX 200
+
+static uint64_t cv_page_size(void) {
+    long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? (uint64_t)page : 4096;
+}
+
+static uint64_t cv_round_up(uint64_t value, uint64_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+/* The layout a ring of this geometry must have; false if the numbers are out of range. */
+typedef struct {
+    uint64_t slot_stride, descriptors_offset, slots_offset, total_bytes;
+} cv_geometry;
+
+static bool cv_geometry_for(uint32_t slot_count, uint64_t slot_bytes, cv_geometry *g) {
+    if (slot_count < 1 || slot_count > CONVEYOR_RING_MAX_SLOTS) return false;
+    if (slot_bytes < 1 || slot_bytes > CONVEYOR_RING_MAX_SLOT_BYTES) return false;
+    uint64_t page = cv_page_size();
+    g->slot_stride = cv_round_up(slot_bytes, page);
+    g->descriptors_offset = CV_RING_HEADER_BYTES;
+    g->slots_offset = cv_round_up(CV_RING_HEADER_BYTES + (uint64_t)slot_count * CV_RING_DESC_BYTES, page);
+    /* At most 2^16 slots of 2^40 bytes: no overflow in 64 bits. */
+    g->total_bytes = g->slots_offset + (uint64_t)slot_count * g->slot_stride;
+    return g->total_bytes <= (uint64_t)PTRDIFF_MAX && g->total_bytes <= (uint64_t)INT64_MAX;
+}
+
+static bool cv_valid_name(const char *name) {
+    if (name == NULL || name[0] != '/') return false;
+    size_t len = strnlen(name, CV_RING_NAME_MAX + 1);
+    return len >= 2 && len <= CV_RING_NAME_MAX && strchr(name + 1, '/') == NULL;
+}
+
+static cv_mapping *cv_mapping_new(void *base, uint64_t bytes, int fd) {
+    cv_mapping *map = calloc(1, sizeof *map);
+    if (map == NULL) return NULL;
+    *map = (cv_mapping){.base = base, .bytes = bytes, .fd = fd, .handles = 0};
+    return map;
+}
+
+static void cv_mapping_unref(cv_mapping *map) {
+    if (map == NULL || --map->handles > 0) return;
+    munmap(map->base, map->bytes);
+    if (map->fd >= 0) close(map->fd);
+    if (map->unlink_name != NULL) {
+        shm_unlink(map->unlink_name);
+        free(map->unlink_name);
+    }
+    free(map);
+}
+
+int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
+    cv_ring_header *hdr = map->base;
+    if (map->bytes < CV_RING_HEADER_BYTES) return CONVEYOR_E_TRUNCATED;
+    if (cv_load_acquire_u64(&hdr->magic) != CV_RING_MAGIC)
+        return CONVEYOR_E_NOT_A_RING;
+    /* Read each geometry field once; from here on only these copies are used. */
+    uint32_t version = hdr->layout_version, header_bytes = hdr->header_bytes;
+    uint32_t slot_count = hdr->slot_count, spin = hdr->default_spin;
+    uint64_t slot_bytes = hdr->slot_bytes, stride = hdr->slot_stride;
+    uint64_t descriptors = hdr->descriptors_offset, slots = hdr->slots_offset;
+    uint64_t total = hdr->total_bytes;
+    if (version != CV_RING_LAYOUT_VERSION) return CONVEYOR_E_VERSION;
+    cv_geometry g;
+    if (header_bytes != CV_RING_HEADER_BYTES || !cv_geometry_for(slot_count, slot_bytes, &g) ||
+        stride != g.slot_stride || descriptors != g.descriptors_offset ||
+        slots != g.slots_offset || total != g.total_bytes)
+        return CONVEYOR_E_CORRUPT;
+    if (total > map->bytes) return CONVEYOR_E_TRUNCATED;
+
+    conveyor_ring *ring = calloc(1, sizeof *ring);
+    if (ring == NULL) return CONVEYOR_E_NO_MEMORY;
+    *ring = (conveyor_ring){
+        .map = map, .hdr = hdr, .role = role, .slot_count = slot_count,
+        .slot_bytes = slot_bytes, .slot_stride = stride, .descriptors_offset = descriptors,
+        .slots_offset = slots, .spin = spin,
+    };
+    int status = cv_ring_claim_side(ring);
+    if (status != CONVEYOR_OK) {
+        free(ring);
+        return status;
+    }
+    /* Start where the previous owner of this side stopped (a takeover resumes there). */
+    if (role == CONVEYOR_RING_PRODUCER) {
+        ring->position = cv_load_acquire_u64(&hdr->prod_head);
+        ring->peer_cache = cv_load_acquire_u64(&hdr->cons_tail);
+        if (ring->position - ring->peer_cache > slot_count) status = CONVEYOR_E_CORRUPT;
+    } else {
+        ring->position = cv_load_acquire_u64(&hdr->cons_tail);
+        ring->peer_cache = cv_load_acquire_u64(&hdr->prod_head);
+        if (ring->peer_cache - ring->position > slot_count) status = CONVEYOR_E_CORRUPT;
+    }
+    if (status != CONVEYOR_OK) {
+        free(ring);
+        return status;
+    }
+    map->handles++;
+    *out = ring;
+    return CONVEYOR_OK;
+}
+
+/* Writes the geometry of a fresh (zero-filled) mapping, magic last. */
+static void cv_ring_format(cv_ring_header *hdr, const conveyor_ring_config *config,
+                           const cv_geometry *g) {
+    hdr->layout_version = CV_RING_LAYOUT_VERSION;
+    hdr->header_bytes = CV_RING_HEADER_BYTES;
+    hdr->slot_count = config->slot_count;
+    hdr->default_spin = config->spin;
+    hdr->slot_bytes = config->slot_bytes;
+    hdr->slot_stride = g->slot_stride;
+    hdr->descriptors_offset = g->descriptors_offset;
+    hdr->slots_offset = g->slots_offset;
+    hdr->total_bytes = g->total_bytes;
+    /* An attacher that sees the magic (acquire) sees all of the above. */
+    cv_store_release_u64(&hdr->magic, CV_RING_MAGIC);
+}
+
+/* Creates the fd of a MEMFD or NAMED ring, sized to `bytes`. */
+static int cv_ring_create_fd(const conveyor_ring_config *config, uint64_t bytes, int *fd_out) {
+    int fd;
+    if (config->backing == CONVEYOR_RING_MEMFD) {
+        fd = memfd_create("conveyor-ring", MFD_CLOEXEC);
+    } else {
+        fd = shm_open(config->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) return CONVEYOR_E_EXISTS;
+    }
+    if (fd < 0) return CONVEYOR_E_SYSTEM;
+    if (ftruncate(fd, (off_t)bytes) != 0) {
+        int saved = errno;
+        close(fd);
+        if (config->backing == CONVEYOR_RING_NAMED) shm_unlink(config->name);
+        errno = saved;
+        return CONVEYOR_E_SYSTEM;
+    }
+    *fd_out = fd;
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **producer,
+                         conveyor_ring **consumer) {
+    if (config == NULL || (producer == NULL && consumer == NULL)) return CONVEYOR_E_NULL_POINTER;
+    cv_geometry g;
+    if (config->reserved != 0 || !cv_geometry_for(config->slot_count, config->slot_bytes, &g))
+        return CONVEYOR_E_INVALID_ARGUMENT;
+    if (config->backing < CONVEYOR_RING_ANONYMOUS || config->backing > CONVEYOR_RING_NAMED)
+        return CONVEYOR_E_INVALID_ARGUMENT;
+    if (config->backing == CONVEYOR_RING_NAMED && !cv_valid_name(config->name))
+        return CONVEYOR_E_INVALID_ARGUMENT;
+
+    int fd = -1, status;
+    if (config->backing != CONVEYOR_RING_ANONYMOUS &&
+        (status = cv_ring_create_fd(config, g.total_bytes, &fd)) != CONVEYOR_OK)
+        return status;
+    int flags = fd < 0 ? MAP_SHARED | MAP_ANONYMOUS : MAP_SHARED;
+    void *base = mmap(NULL, g.total_bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
+    cv_mapping *map = base == MAP_FAILED ? NULL : cv_mapping_new(base, g.total_bytes, fd);
+    if (map != NULL && config->backing == CONVEYOR_RING_NAMED)
+        map->unlink_name = strdup(config->name);
+    if (map == NULL || (config->backing == CONVEYOR_RING_NAMED && map->unlink_name == NULL)) {
+        int saved = errno;
+        if (base != MAP_FAILED) munmap(base, g.total_bytes);
+        if (fd >= 0) close(fd);
+        if (config->backing == CONVEYOR_RING_NAMED) shm_unlink(config->name);
+        free(map);
+        errno = saved;
+        return base == MAP_FAILED ? CONVEYOR_E_SYSTEM : CONVEYOR_E_NO_MEMORY;
+    }
+    cv_ring_format(map->base, config, &g);
+
+    conveyor_ring *p = NULL, *c = NULL;
+    status = CONVEYOR_OK;
+    if (producer != NULL) status = cv_ring_validate_and_open(map, CONVEYOR_RING_PRODUCER, &p);
+    if (status == CONVEYOR_OK && consumer != NULL)
+        status = cv_ring_validate_and_open(map, CONVEYOR_RING_CONSUMER, &c);
+    if (status != CONVEYOR_OK) {
+        conveyor_ring_destroy(p);
+        if (p == NULL) {  /* no handle owns the mapping yet */
+            map->handles = 1;
+            cv_mapping_unref(map);
+        }
+        return status;
+    }
+    if (producer != NULL) *producer = p;
+    if (consumer != NULL) *consumer = c;
+    return CONVEYOR_OK;
+}
+
+int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring) {
+    if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (fd < 0 || (role != CONVEYOR_RING_PRODUCER && role != CONVEYOR_RING_CONSUMER))
+        return CONVEYOR_E_INVALID_ARGUMENT;
+    struct stat st;
+    if (fstat(fd, &st) != 0) return CONVEYOR_E_SYSTEM;
+    if (!S_ISREG(st.st_mode)) return CONVEYOR_E_NOT_A_RING;
+    uint64_t size = (uint64_t)st.st_size;
+    if (size < CV_RING_HEADER_BYTES) {
+        uint64_t magic = 0;
+        return pread(fd, &magic, sizeof magic, 0) == (ssize_t)sizeof magic && magic != CV_RING_MAGIC
+                   ? CONVEYOR_E_NOT_A_RING : CONVEYOR_E_TRUNCATED;
+    }
+    /* Map the whole file (its size bounds every access), then validate from the mapping. */
+    if (size > (uint64_t)PTRDIFF_MAX) return CONVEYOR_E_CORRUPT;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return CONVEYOR_E_SYSTEM;
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
+    if (base == MAP_FAILED) {
+        int saved = errno;
+        close(own);
+        errno = saved;
+        return CONVEYOR_E_SYSTEM;
+    }
+    cv_mapping *map = cv_mapping_new(base, size, own);
+    if (map == NULL) {
+        munmap(base, size);
+        close(own);
+        return CONVEYOR_E_NO_MEMORY;
+    }
+    int status = cv_ring_validate_and_open(map, role, ring);
+    if (status != CONVEYOR_OK) {
+        map->handles = 1;
+        cv_mapping_unref(map);
+    }
+    return status;
+}
+
+int conveyor_ring_attach_named(const char *name, int role, conveyor_ring **ring) {
+    if (ring == NULL || name == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (!cv_valid_name(name)) return CONVEYOR_E_INVALID_ARGUMENT;
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) return CONVEYOR_E_SYSTEM;
+    int status = conveyor_ring_attach_fd(fd, role, ring);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return status;
+}
+
+int conveyor_ring_unlink_named(const char *name) {
+    if (name == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (!cv_valid_name(name)) return CONVEYOR_E_INVALID_ARGUMENT;
+    return shm_unlink(name) == 0 ? CONVEYOR_OK : CONVEYOR_E_SYSTEM;
+}
+
+int conveyor_ring_fd(const conveyor_ring *ring) { return ring ? ring->map->fd : -1; }
+
+int conveyor_ring_role_of(const conveyor_ring *ring) { return ring ? ring->role : 0; }
+
+void conveyor_ring_destroy(conveyor_ring *ring) {
+    if (ring == NULL) return;
+    cv_mapping_unref(ring->map);
+    free(ring);
+}

@@ -66,7 +66,7 @@ static inline void cv_store_relaxed_u32(cv_atomic_u32 *p, uint32_t v) {
 static inline uint32_t cv_add_relaxed_u32(cv_atomic_u32 *p, uint32_t v) {
     return atomic_fetch_add_explicit(p, v, memory_order_relaxed);
 }
-static inline int cv_cas_u32(cv_atomic_u32 *p, uint32_t *expected, uint32_t desired) {
+static inline int cv_cas_u64(cv_atomic_u64 *p, uint64_t *expected, uint64_t desired) {
     return atomic_compare_exchange_strong_explicit(p, expected, desired, memory_order_acq_rel,
                                                    memory_order_acquire);
 }

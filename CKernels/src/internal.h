@@ -20,7 +20,12 @@
 /* Runtime SIMD dispatch: the loader picks the best clone once (IFUNC). No -march=native
  * anywhere, so one binary runs on any x86-64 and uses AVX-512 where present. Elsewhere
  * the plain loop is compiled for the target's baseline vector unit. */
-#if defined(__x86_64__) && defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CV_NO_CLONES 1 /* IFUNC resolvers run before the TSan runtime is ready */
+#endif
+#endif
+#if defined(__x86_64__) && defined(__clang__) && !defined(CV_NO_CLONES)
 #define CV_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CV_SIMD_CLONES

@@ -41,10 +41,14 @@ typedef CV_I CV_FN(_mask) __attribute__((vector_size(64)));
 #define CV_LOAD(v, p) memcpy(&(v), (p), sizeof(CV_VEC))
 #define CV_STORE(p, v) memcpy((p), &(v), sizeof(CV_VEC))
 
-/* One step on vector V; YP points at the operand's matching elements. The scalar tail
- * uses the same expressions on single elements (CV_STEP_SCALAR), so both paths round
- * identically. */
-#define CV_STEP_VECTOR(V, YP)                                                             \
+/*
+ * One step, as one table for both paths: the vector path (four registers per strip) and
+ * the scalar tail use the same IEEE operations, so every element gets the same bits.
+ * V is the running value, YP points at the operand's matching elements, A is the scalar
+ * operand as a value of V's type (for selects: an exact broadcast, never a + 0, which
+ * would turn -0 into +0), SELECT(lt, p, q) is lt ? p : q, LOAD(v, p) loads v from p.
+ */
+#define CV_STEP(V, YP, A, SELECT, LOAD, YTYPE)                                           \
     switch (code) {                                                                      \
     case CONVEYOR_OP_COPY:        break;                                                 \
     case CONVEYOR_OP_ADD_SCALAR:  V = V + a; break;                                      \
@@ -55,36 +59,18 @@ typedef CV_I CV_FN(_mask) __attribute__((vector_size(64)));
     case CONVEYOR_OP_RDIV_SCALAR: V = a / V; break;                                      \
     case CONVEYOR_OP_SQUARE:      V = V * V; break;                                      \
     case CONVEYOR_OP_AFFINE:      V = a * V + b; break;                                  \
-    case CONVEYOR_OP_MIN_SCALAR:  V = CV_SELECT(a < V, a + (CV_VEC){0}, V); break;       \
-    case CONVEYOR_OP_MAX_SCALAR:  V = CV_SELECT(a > V, a + (CV_VEC){0}, V); break;       \
-    case CONVEYOR_OP_ADD:         { CV_VEC y_; CV_LOAD(y_, YP); V = V + y_; } break;     \
-    case CONVEYOR_OP_SUB:         { CV_VEC y_; CV_LOAD(y_, YP); V = V - y_; } break;     \
-    case CONVEYOR_OP_MUL:         { CV_VEC y_; CV_LOAD(y_, YP); V = V * y_; } break;     \
-    case CONVEYOR_OP_DIV:         { CV_VEC y_; CV_LOAD(y_, YP); V = V / y_; } break;     \
-    case CONVEYOR_OP_MIN:         { CV_VEC y_; CV_LOAD(y_, YP); V = CV_SELECT(y_ < V, y_, V); } break; \
-    case CONVEYOR_OP_MAX:         { CV_VEC y_; CV_LOAD(y_, YP); V = CV_SELECT(y_ > V, y_, V); } break; \
+    case CONVEYOR_OP_MIN_SCALAR:  V = SELECT(a < V, A, V); break;                        \
+    case CONVEYOR_OP_MAX_SCALAR:  V = SELECT(a > V, A, V); break;                        \
+    case CONVEYOR_OP_ADD:         { YTYPE y_; LOAD(y_, YP); V = V + y_; } break;         \
+    case CONVEYOR_OP_SUB:         { YTYPE y_; LOAD(y_, YP); V = V - y_; } break;         \
+    case CONVEYOR_OP_MUL:         { YTYPE y_; LOAD(y_, YP); V = V * y_; } break;         \
+    case CONVEYOR_OP_DIV:         { YTYPE y_; LOAD(y_, YP); V = V / y_; } break;         \
+    case CONVEYOR_OP_MIN:         { YTYPE y_; LOAD(y_, YP); V = SELECT(y_ < V, y_, V); } break; \
+    case CONVEYOR_OP_MAX:         { YTYPE y_; LOAD(y_, YP); V = SELECT(y_ > V, y_, V); } break; \
     }
 
-#define CV_STEP_SCALAR(V, Y)                                                             \
-    switch (code) {                                                                      \
-    case CONVEYOR_OP_COPY:        break;                                                 \
-    case CONVEYOR_OP_ADD_SCALAR:  V = V + a; break;                                      \
-    case CONVEYOR_OP_SUB_SCALAR:  V = V - a; break;                                      \
-    case CONVEYOR_OP_RSUB_SCALAR: V = a - V; break;                                      \
-    case CONVEYOR_OP_MUL_SCALAR:  V = V * a; break;                                      \
-    case CONVEYOR_OP_DIV_SCALAR:  V = V / a; break;                                      \
-    case CONVEYOR_OP_RDIV_SCALAR: V = a / V; break;                                      \
-    case CONVEYOR_OP_SQUARE:      V = V * V; break;                                      \
-    case CONVEYOR_OP_AFFINE:      V = a * V + b; break;                                  \
-    case CONVEYOR_OP_MIN_SCALAR:  V = a < V ? a : V; break;                              \
-    case CONVEYOR_OP_MAX_SCALAR:  V = a > V ? a : V; break;                              \
-    case CONVEYOR_OP_ADD:         V = V + (Y); break;                                    \
-    case CONVEYOR_OP_SUB:         V = V - (Y); break;                                    \
-    case CONVEYOR_OP_MUL:         V = V * (Y); break;                                    \
-    case CONVEYOR_OP_DIV:         V = V / (Y); break;                                    \
-    case CONVEYOR_OP_MIN:         V = (Y) < V ? (Y) : V; break;                          \
-    case CONVEYOR_OP_MAX:         V = (Y) > V ? (Y) : V; break;                          \
-    }
+#define CV_SCALAR_SELECT(lt, p, q) ((lt) ? (p) : (q))
+#define CV_SCALAR_LOAD(v, p) ((v) = *(p))
 
 /*
  * Runs every step over [lo, hi): x is loaded once per strip, each step costs one
@@ -105,11 +91,13 @@ CV_SIMD_CLONES static void CV_FN(_run_steps)(const CV_FN(_step) *steps, size_t c
             const int code = steps[k].code;
             const CV_T a = steps[k].a, b = steps[k].b;
             const CV_T *y = steps[k].operand ? steps[k].operand + i : NULL;
+            CV_VEC va;
+            for (size_t l = 0; l < CV_PER_VEC; l++) va[l] = a;
             (void)b;
-            CV_STEP_VECTOR(v0, y)
-            CV_STEP_VECTOR(v1, y + CV_PER_VEC)
-            CV_STEP_VECTOR(v2, y + 2 * CV_PER_VEC)
-            CV_STEP_VECTOR(v3, y + 3 * CV_PER_VEC)
+            CV_STEP(v0, y, va, CV_SELECT, CV_LOAD, CV_VEC)
+            CV_STEP(v1, y + CV_PER_VEC, va, CV_SELECT, CV_LOAD, CV_VEC)
+            CV_STEP(v2, y + 2 * CV_PER_VEC, va, CV_SELECT, CV_LOAD, CV_VEC)
+            CV_STEP(v3, y + 3 * CV_PER_VEC, va, CV_SELECT, CV_LOAD, CV_VEC)
         }
         CV_STORE(out + i, v0);
         CV_STORE(out + i + CV_PER_VEC, v1);
@@ -123,7 +111,7 @@ CV_SIMD_CLONES static void CV_FN(_run_steps)(const CV_FN(_step) *steps, size_t c
             const CV_T a = steps[k].a, b = steps[k].b;
             const CV_T *y = steps[k].operand ? steps[k].operand + i : NULL;
             (void)b;
-            CV_STEP_SCALAR(v, *y)
+            CV_STEP(v, y, a, CV_SCALAR_SELECT, CV_SCALAR_LOAD, CV_T)
         }
         out[i] = v;
     }
@@ -225,8 +213,9 @@ int CV_API(_max)(CV_T *out, const CV_T *x, const CV_T *y, size_t n) {
     return CV_FN(_one)(out, x, n, CONVEYOR_OP_MAX, 0, 0, y);
 }
 
-#undef CV_STEP_VECTOR
-#undef CV_STEP_SCALAR
+#undef CV_STEP
+#undef CV_SCALAR_SELECT
+#undef CV_SCALAR_LOAD
 #undef CV_VEC
 #undef CV_SELECT
 #undef CV_LOAD

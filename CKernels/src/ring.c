@@ -22,6 +22,15 @@ static pthread_once_t cv_atfork_once = PTHREAD_ONCE_INIT;
 static void cv_after_fork_in_child(void) { cv_bump_u64(&cv_forks, 1); }
 static void cv_register_atfork(void) { pthread_atfork(NULL, NULL, cv_after_fork_in_child); }
 
+static cv_atomic_u32 cv_nonces = 0;
+
+uint32_t cv_next_nonce(void) {
+    uint32_t nonce;
+    do nonce = cv_add_relaxed_u32(&cv_nonces, 1) + 1;
+    while (nonce == 0);
+    return nonce;
+}
+
 uint64_t cv_fork_generation(void) {
     pthread_once(&cv_atfork_once, cv_register_atfork);
     return cv_load_relaxed_u64(&cv_forks);
@@ -42,27 +51,29 @@ static bool cv_process_alive(uint32_t pid) {
     return ready <= 0;
 }
 
-static cv_atomic_u32 *cv_own_pid(conveyor_ring *ring) {
-    return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->prod_pid : &ring->hdr->cons_pid;
+static cv_atomic_u64 *cv_own_owner(conveyor_ring *ring) {
+    return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->prod_owner : &ring->hdr->cons_owner;
 }
 
-static cv_atomic_u32 *cv_peer_pid(conveyor_ring *ring) {
-    return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->cons_pid : &ring->hdr->prod_pid;
+static cv_atomic_u64 *cv_peer_owner(conveyor_ring *ring) {
+    return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->cons_owner : &ring->hdr->prod_owner;
 }
+
+static uint32_t cv_owner_pid(uint64_t owner) { return (uint32_t)(owner >> 32); }
 
 int cv_ring_claim_side(conveyor_ring *ring) {
-    cv_atomic_u32 *owner = cv_own_pid(ring);
-    uint32_t me = (uint32_t)getpid();
-    uint32_t current = cv_load_relaxed_u32(owner);
+    cv_atomic_u64 *owner = cv_own_owner(ring);
+    uint64_t me = (uint64_t)(uint32_t)getpid() << 32 | ring->nonce;
+    uint64_t current = cv_load_relaxed_u64(owner);
     while (current != me) {
-        /* Free, handed over from the process this handle was claimed by (fork), or held
-         * by a dead process: take it. Anyone else alive keeps it. */
-        bool may_take = current == 0 || current == (uint32_t)ring->claimed_pid ||
-                        !cv_process_alive(current);
+        /* Free, still held under this handle's previous claim (we are its forked child),
+         * or held by a dead process: take it. Any other live owner keeps it. */
+        bool may_take = current == 0 || current == ring->claimed_owner ||
+                        !cv_process_alive(cv_owner_pid(current));
         if (!may_take) return CONVEYOR_E_BUSY;
-        if (cv_cas_u32(owner, &current, me)) break;
+        if (cv_cas_u64(owner, &current, me)) break;
     }
-    ring->claimed_pid = (pid_t)me;
+    ring->claimed_owner = me;
     ring->fork_generation = cv_fork_generation();
     return CONVEYOR_OK;
 }
@@ -86,7 +97,7 @@ static int cv_enter(conveyor_ring *ring, int role) {
 static bool cv_peer_dead(conveyor_ring *ring, int64_t now) {
     if (now < ring->next_peer_check_ns) return false;
     ring->next_peer_check_ns = now + CONVEYOR_RING_PEER_CHECK_NS;
-    return !cv_process_alive(cv_load_relaxed_u32(cv_peer_pid(ring)));
+    return !cv_process_alive(cv_owner_pid(cv_load_relaxed_u64(cv_peer_owner(ring))));
 }
 
 /* Loans between two liveness checks of the consumer when the ring never fills. */

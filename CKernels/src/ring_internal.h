@@ -36,7 +36,8 @@ struct conveyor_ring {
     uint32_t spin;
 
     /* ownership of this side (see OWNERSHIP in ring_layout.h) */
-    pid_t claimed_pid;
+    uint32_t nonce;          /* this handle's half of the owner word */
+    uint64_t claimed_owner;  /* the owner word this handle last wrote */
     uint64_t fork_generation;
     int64_t next_peer_check_ns;
     uint32_t loans_since_check;
@@ -53,5 +54,7 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out);
 int cv_ring_claim_side(conveyor_ring *ring);
 /* Process-wide count of forks this process went through (1 more in each child). */
 uint64_t cv_fork_generation(void);
+/* A nonce for a new handle, unique within this process. */
+uint32_t cv_next_nonce(void);
 
 #endif /* CONVEYOR_RING_INTERNAL_H */

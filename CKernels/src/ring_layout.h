@@ -63,10 +63,13 @@
  *   which cannot ring anything.
  *
  * OWNERSHIP
- *   prod_pid / cons_pid: the process owning each side (0 = none yet), changed only by
- *   compare-and-swap from the previous owner (fork hand-over) or from a dead owner
- *   (takeover). A side takes over its predecessor's position from the shared counter, so
- *   a frame held by a dead consumer is received again.
+ *   prod_owner / cons_owner: the handle owning each side, as its process id (high 32 bits,
+ *   used to tell whether the owner is alive) and a nonce unique to the handle within its
+ *   process (low 32 bits); 0 = no owner yet. Changed only by compare-and-swap: by the
+ *   same handle after fork (the child inherits the handle and its nonce: hand-over), or
+ *   from a dead owner (takeover). A second handle on a live side, even in the same
+ *   process, is refused. A side takes over its predecessor's position from the shared
+ *   counter, so a frame held by a dead consumer is received again.
  *
  * TRUST
  *   Geometry is validated at attach and copied into the handle; the shared copy is never
@@ -102,16 +105,16 @@ typedef struct cv_ring_header {
     /* lines 2-3: written only by the producer, on every commit */
     cv_atomic_u64 prod_head;
     cv_atomic_u32 prod_closed;
-    cv_atomic_u32 prod_pid;
+    uint32_t prod_reserved;
+    cv_atomic_u64 prod_owner;    /* pid << 32 | handle nonce; 0 = no owner yet */
     cv_atomic_u64 prod_frames;
     cv_atomic_u64 prod_bytes;
     cv_atomic_u64 prod_peak;
-    uint8_t pad1[128 - 40];
+    uint8_t pad1[128 - 48];
 
     /* lines 4-5: written only by the consumer, on every release */
     cv_atomic_u64 cons_tail;
-    cv_atomic_u32 cons_pid;
-    uint32_t cons_reserved;
+    cv_atomic_u64 cons_owner;    /* pid << 32 | handle nonce; 0 = no owner yet */
     cv_atomic_u64 cons_frames;
     uint8_t pad2[128 - 24];
 

@@ -88,7 +88,7 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
     *ring = (conveyor_ring){
         .map = map, .hdr = hdr, .role = role, .slot_count = slot_count,
         .slot_bytes = slot_bytes, .slot_stride = stride, .descriptors_offset = descriptors,
-        .slots_offset = slots, .spin = spin,
+        .slots_offset = slots, .spin = spin, .nonce = cv_next_nonce(),
     };
     int status = cv_ring_claim_side(ring);
     if (status != CONVEYOR_OK) {

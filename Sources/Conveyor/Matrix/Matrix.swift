@@ -38,6 +38,14 @@ public struct Matrix<Element: MatrixElement>: Sendable {
         self.storage = try MatrixStorage(uninitializedCount: count)
     }
 
+    /// A matrix over existing storage (owned, or borrowed from a ring slot).
+    init(rows: Int, cols: Int, storage: MatrixStorage<Element>) {
+        precondition(rows >= 0 && cols >= 0 && rows * cols == storage.count)
+        self.rows = rows
+        self.cols = cols
+        self.storage = storage
+    }
+
     /// A rows × cols matrix with every element equal to `value`.
     ///
     /// Cost: one allocation and one write pass.

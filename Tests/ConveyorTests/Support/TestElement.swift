@@ -120,6 +120,9 @@ struct OpCase<T: TestElement> {
             },
             OpCase(name: "min_scalar", code: CONVEYOR_OP_MIN_SCALAR, a: 0.5) { v, _, a, _ in a < v ? a : v },
             OpCase(name: "max_scalar", code: CONVEYOR_OP_MAX_SCALAR, a: 0.5) { v, _, a, _ in a > v ? a : v },
+            // -0 as the scalar: the vector path must return it bit for bit, not +0.
+            OpCase(name: "max_scalar(-0)", code: CONVEYOR_OP_MAX_SCALAR, a: -0.0) { v, _, a, _ in a > v ? a : v },
+            OpCase(name: "min_scalar(-0)", code: CONVEYOR_OP_MIN_SCALAR, a: -0.0) { v, _, a, _ in a < v ? a : v },
             OpCase(name: "add", code: CONVEYOR_OP_ADD, binary: true) { v, y, _, _ in v + y },
             OpCase(name: "sub", code: CONVEYOR_OP_SUB, binary: true) { v, y, _, _ in v - y },
             OpCase(name: "mul", code: CONVEYOR_OP_MUL, binary: true) { v, y, _, _ in v * y },
@@ -142,7 +145,10 @@ let testLengths = [0, 1, 7, 8, 9, 63, 64, 65, 1_000_003]
 /// Bitwise equality of float buffers (distinguishes -0 from 0, equates equal NaNs).
 func sameBits<T: TestElement>(_ a: UnsafeBufferPointer<T>, _ b: UnsafeBufferPointer<T>) -> Int? {
     precondition(a.count == b.count)
-    for i in 0..<a.count where a[i] != b[i] && !(a[i].isNaN && b[i].isNaN) { return i }
+    for i in 0..<a.count {
+        if a[i].isNaN && b[i].isNaN { continue }
+        if a[i] != b[i] || a[i].sign != b[i].sign { return i }
+    }
     return nil
 }
 

@@ -1,0 +1,68 @@
+internal import CKernels
+
+/// The reading end of a ring. Exactly one exists per ring (it is `~Copyable`); move it to
+/// the thread or process that consumes.
+public struct Consumer: ~Copyable, Sendable {
+    let handle: RingHandle
+
+    init(handle: RingHandle) { self.handle = handle }
+
+    /// Attaches to the consumer side of a ring in a memfd or shared-memory descriptor. If the
+    /// previous consumer died holding a frame, that frame is received again.
+    /// - Throws: as ``Producer/attach(fileDescriptor:)``.
+    public static func attach(fileDescriptor: Int32) throws(RingError) -> Consumer {
+        Consumer(handle: try RingHandle.attach(fileDescriptor: fileDescriptor, role: CONVEYOR_RING_CONSUMER))
+    }
+
+    /// Attaches to the consumer side of the named ring `name` ("/name").
+    public static func attach(name: String) throws(RingError) -> Consumer {
+        Consumer(handle: try RingHandle.attach(name: name, role: CONVEYOR_RING_CONSUMER))
+    }
+
+    /// Waits for the next frame and lends it, read-only, in place; `nil` once the producer
+    /// has closed the ring and every frame was received.
+    ///
+    /// `timeout`: nil waits without limit, `.zero` tries once. Frames come in commit order,
+    /// each once. Cost when a frame is ready: a few loads, no system call.
+    /// - Throws: ``RingError/timedOut``, ``RingError/peerDied`` (the producer died without
+    ///   closing; every frame it committed was received first), ``RingError/core(_:errno:)``
+    ///   with `CONVEYOR_E_BAD_STATE` if the previous lease is still alive, or
+    ///   `CONVEYOR_E_CORRUPT`.
+    public func receive(timeout: Duration? = nil) throws(RingError) -> ReadLease? {
+        var data: UnsafeRawPointer?
+        var info = conveyor_frame_info()
+        let status = conveyor_ring_receive(handle.pointer, RingHandle.nanoseconds(timeout), &data, &info)
+        if status == Int32(CONVEYOR_E_END_OF_STREAM.rawValue) { return nil }
+        try RingError.check(status)
+        return ReadLease(handle: handle, base: data!, info: info)
+    }
+
+    /// ``receive(timeout:)`` for async code: waits in short slices and throws
+    /// ``RingError/cancelled`` promptly when the task is cancelled.
+    public func receive(timeout: Duration? = nil) async throws(RingError) -> ReadLease? {
+        var data: UnsafeRawPointer?
+        var info = conveyor_frame_info()
+        let pointer = handle.pointer
+        var ended = false
+        try await RingHandle.waitCancellably(timeout: timeout) { slice in
+            let status = conveyor_ring_receive(pointer, slice, &data, &info)
+            if status == Int32(CONVEYOR_E_END_OF_STREAM.rawValue) {
+                ended = true
+                return 0
+            }
+            return status
+        }
+        return ended ? nil : ReadLease(handle: handle, base: data!, info: info)
+    }
+
+    /// Records this process as the consumer's owner (first thing in a forked child).
+    public func claim() throws(RingError) {
+        try RingError.check(conveyor_ring_claim(handle.pointer))
+    }
+
+    /// The ring's counters.
+    public var stats: RingStats { handle.stats }
+
+    /// The memfd or shared-memory descriptor behind the ring, or nil if anonymous.
+    public var fileDescriptor: Int32? { handle.fileDescriptor }
+}

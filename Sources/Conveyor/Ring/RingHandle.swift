@@ -8,8 +8,15 @@ internal import CKernels
 /// ``Producer``/``Consumer`` and their non-Sendable leases enforce.
 final class RingHandle: @unchecked Sendable {
     let pointer: OpaquePointer
+    /// Capacity of a slot, read once (geometry never changes).
+    let slotBytes: Int
 
-    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+        var s = conveyor_ring_stats()
+        _ = conveyor_ring_get_stats(pointer, &s)
+        self.slotBytes = Int(s.slot_bytes)
+    }
 
     deinit { conveyor_ring_destroy(pointer) }
 
@@ -42,8 +49,6 @@ final class RingHandle: @unchecked Sendable {
         let fd = conveyor_ring_fd(pointer)
         return fd >= 0 ? fd : nil
     }
-
-    var slotBytes: Int { stats.slotBytes }
 
     /// Runs a blocking C call with a timeout (nil: no limit).
     static func nanoseconds(_ timeout: Duration?) -> Int64 {

@@ -6,6 +6,10 @@
 // Dependencies, each justified:
 // - swift-argument-parser: the benchmark executable's subcommands and options; the
 //   toolchain's own package, so no hand-written flag parsing.
+// - swift-atomics: `UnsafeAtomic` over memory we map ourselves. The pipeline's control
+//   block (abort flag, per-stage counters) lives in shared memory that forked stage
+//   processes update; the standard library's `Atomic` must be a stored property and
+//   cannot sit at an address in an mmap'd region.
 import PackageDescription
 
 /// OpenMP is a trait, on by default. Debian's libomp-dev ships only `libomp.so.5` in the
@@ -26,6 +30,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         .target(
@@ -43,7 +48,7 @@ let package = Package(
         ),
         .target(
             name: "Conveyor",
-            dependencies: ["CKernels"],
+            dependencies: ["CKernels", .product(name: "Atomics", package: "swift-atomics")],
             path: "Sources/Conveyor"
         ),
         // Deliberately naive scalar loops (vectorization disabled) so the benchmark can

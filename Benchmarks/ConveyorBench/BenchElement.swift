@@ -8,7 +8,7 @@ protocol BenchElement: MatrixElement {
     static func program(_ out: UnsafeMutablePointer<Self>, _ x: UnsafePointer<Self>, _ n: Int,
                         _ ops: [conveyor_op]) -> Int32
     static func sum(_ x: UnsafePointer<Self>, _ n: Int) -> Double
-    static func fillUniform(_ out: UnsafeMutablePointer<Self>, _ n: Int, seed: UInt64) -> Int32
+    static func fillUniform(_ out: UnsafeMutablePointer<Self>, _ n: Int, seed: UInt64, stream: UInt64) -> Int32
     static func naive(_ kernel: bench_naive_kernel, _ out: UnsafeMutablePointer<Self>,
                       _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ n: Int)
     static func naiveSum(_ x: UnsafePointer<Self>, _ n: Int) -> Double
@@ -25,8 +25,8 @@ extension Double: BenchElement {
         _ = conveyor_f64_sum(x, n, &s)
         return s
     }
-    static func fillUniform(_ out: UnsafeMutablePointer<Double>, _ n: Int, seed: UInt64) -> Int32 {
-        conveyor_f64_fill_uniform(out, n, seed, 0, 0)
+    static func fillUniform(_ out: UnsafeMutablePointer<Double>, _ n: Int, seed: UInt64, stream: UInt64 = 0) -> Int32 {
+        conveyor_f64_fill_uniform(out, n, seed, stream, 0)
     }
     static func naive(_ kernel: bench_naive_kernel, _ out: UnsafeMutablePointer<Double>,
                       _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ n: Int) {
@@ -48,8 +48,8 @@ extension Float: BenchElement {
         _ = conveyor_f32_sum(x, n, &s)
         return s
     }
-    static func fillUniform(_ out: UnsafeMutablePointer<Float>, _ n: Int, seed: UInt64) -> Int32 {
-        conveyor_f32_fill_uniform(out, n, seed, 0, 0)
+    static func fillUniform(_ out: UnsafeMutablePointer<Float>, _ n: Int, seed: UInt64, stream: UInt64 = 0) -> Int32 {
+        conveyor_f32_fill_uniform(out, n, seed, stream, 0)
     }
     static func naive(_ kernel: bench_naive_kernel, _ out: UnsafeMutablePointer<Float>,
                       _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {

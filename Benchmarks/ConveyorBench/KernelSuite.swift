@@ -23,9 +23,9 @@ struct KernelSuite<T: BenchElement> {
     func measure(reps: Int, warmup: Int) -> [KernelRow] {
         let x = alignedBuffer(), y = alignedBuffer(), out = alignedBuffer()
         defer { free(x); free(y); free(out) }
-        _ = T.fillUniform(x, count, seed: 1)
-        _ = T.fillUniform(y, count, seed: 2)
-        _ = T.fillUniform(out, count, seed: 3)
+        _ = T.fillUniform(x, count, seed: 1, stream: 0)
+        _ = T.fillUniform(y, count, seed: 2, stream: 0)
+        _ = T.fillUniform(out, count, seed: 3, stream: 0)
 
         let cases = makeCases(x: x, y: y, out: out)
         var samples = Array(repeating: Samples(), count: cases.count)
@@ -94,7 +94,7 @@ struct KernelSuite<T: BenchElement> {
                 blackHole(T.sum(x, n))
             })
             cases.append(Case(kernel: "fill_uniform", impl: "simd", threads: t, bytesMoved: b) {
-                _ = T.fillUniform(out, n, seed: 9)
+                _ = T.fillUniform(out, n, seed: 9, stream: 0)
             })
         }
         for (name, _, naive, inputs) in elementwise {

@@ -146,7 +146,16 @@ int conveyor_has_openmp(void);
  */
 int conveyor_set_threads(int threads);
 
-/** The number of threads kernels use now (>= 1). Cost: an atomic load. */
+/**
+ * Sets the thread count for kernels called from the calling thread only, overriding the
+ * process-wide one; 0 removes the override. A pipeline stage uses it to stay on one core
+ * without touching the process-wide setting other threads rely on.
+ * Errors: as conveyor_set_threads (0 is valid here).
+ */
+int conveyor_set_threads_local(int threads);
+
+/** The number of threads kernels called from this thread use now (>= 1): the thread's
+ * override if set, else the process-wide count. Cost: an atomic load. */
 int conveyor_get_threads(void);
 
 /**

@@ -34,7 +34,11 @@ int conveyor_has_openmp(void) {
 #endif
 }
 
+/* conveyor_set_threads_local: 0 = no override. */
+static _Thread_local int cv_local_threads = 0;
+
 int cv_threads(void) {
+    if (cv_local_threads > 0) return cv_local_threads;
     int threads = atomic_load_explicit(&cv_thread_count, memory_order_relaxed);
     if (threads > 0) return threads;
 #ifdef CONVEYOR_HAVE_OPENMP
@@ -55,6 +59,13 @@ int conveyor_set_threads(int threads) {
     if (threads < 1 || threads > CONVEYOR_MAX_THREADS) return CONVEYOR_E_INVALID_ARGUMENT;
     if (threads > 1 && !conveyor_has_openmp()) return CONVEYOR_E_UNSUPPORTED;
     atomic_store_explicit(&cv_thread_count, threads, memory_order_relaxed);
+    return CONVEYOR_OK;
+}
+
+int conveyor_set_threads_local(int threads) {
+    if (threads < 0 || threads > CONVEYOR_MAX_THREADS) return CONVEYOR_E_INVALID_ARGUMENT;
+    if (threads > 1 && !conveyor_has_openmp()) return CONVEYOR_E_UNSUPPORTED;
+    cv_local_threads = threads;
     return CONVEYOR_OK;
 }
 

@@ -1,12 +1,12 @@
 import CKernels
-import Conveyor
+@testable import Conveyor
 import Foundation
 import Synchronization
 import Testing
 
 /// The ring across threads, through the Swift API: zero-copy leases, order, end of stream,
 /// backpressure, timeouts, cancellation and every error path.
-@Suite struct RingTests {
+@Suite(.serialized) struct RingTests {
     static func config(slots: Int = 3, rows: Int = 4, cols: Int = 5, spin: Int = RingConfiguration.defaultSpin,
                        backing: RingBacking = .anonymous) -> RingConfiguration {
         RingConfiguration(slotCount: slots, rows: rows, cols: cols, of: Double.self, spin: spin, backing: backing)
@@ -117,6 +117,12 @@ import Testing
     }
 
     @Test func writeLeaseWritesInPlaceAndReadLeaseReadsInPlace() throws {
+        let detachesBefore = MatrixStorage<Double>.detachCount
+        defer {
+            // Nothing escaped either lease: nothing may have been copied. (The suite is
+            // serialized, and no other suite escapes a slot matrix.)
+            #expect(MatrixStorage<Double>.detachCount == detachesBefore)
+        }
         let ring = try Ring.create(Self.config(rows: 2, cols: 3))
         var lease = try ring.producer.loan(rows: 2, cols: 3, of: Double.self)
         var slotAddress: UnsafeMutableRawPointer?
@@ -154,6 +160,7 @@ import Testing
         // The slot is reused with other values; the kept copy must not change.
         try ring.producer.push(Matrix<Double>(rows: 1, cols: 4, elements: [9, 9, 9, 9]), tag: 1)
         #expect(kept?.elements == [1, 2, 3, 4])
+        #expect(MatrixStorage<Double>.detachCount > 0)
         guard let second = try ring.consumer.receive(timeout: .seconds(1)) else { Issue.record("no frame"); return }
         let tag = second.tag
         #expect(tag == 1)

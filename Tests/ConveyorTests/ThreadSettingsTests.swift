@@ -1,5 +1,6 @@
 import CKernels
 import Conveyor
+import Foundation
 import Testing
 
 /// Tests that change or depend on the process-wide thread settings run one at a time in
@@ -35,6 +36,19 @@ import Testing
             #expect(Kernels.threads == 1)
         }
         #expect(conveyor_set_threads(-1) == Int32(CONVEYOR_E_INVALID_ARGUMENT.rawValue))
+    }
+
+    @Test func threadLocalOverrideLeavesTheProcessSettingAlone() async throws {
+        let process = Kernels.threads
+        #expect(conveyor_set_threads_local(1) == 0)
+        #expect(Kernels.threads == 1)
+        let seenElsewhere = Thread.detachNewThreadWithResult { Int(conveyor_get_threads()) }
+        #expect(conveyor_set_threads_local(0) == 0)
+        #expect(Kernels.threads == process)
+        #expect(conveyor_set_threads_local(-1) == Int32(CONVEYOR_E_INVALID_ARGUMENT.rawValue))
+        #expect(conveyor_set_threads_local(257) == Int32(CONVEYOR_E_INVALID_ARGUMENT.rawValue))
+        if !Kernels.hasOpenMP { #expect(conveyor_set_threads_local(2) == Int32(CONVEYOR_E_UNSUPPORTED.rawValue)) }
+        #expect(try await seenElsewhere.value == process, "another thread saw this thread's override")
     }
 
     @Test func thresholdRoundTrips() {

@@ -1,3 +1,5 @@
+import Atomics
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -14,6 +16,11 @@ import Darwin
 /// lease calls while it holds the only other reference path; that is why the class may be
 /// `@unchecked Sendable`: no two threads can ever reach a buffer that one of them writes.
 final class MatrixStorage<Element: MatrixElement>: @unchecked Sendable {
+    /// How many times borrowed storage was detached (copied) in this process: tests use it
+    /// to prove that a lease which nothing escaped copied nothing.
+    static var detachCount: Int { detaches.load(ordering: .relaxed) }
+    private static var detaches: ManagedAtomic<Int> { MatrixStorageCounters.detaches }
+
     /// Alignment of every owned buffer: one cache line, and one AVX-512 vector.
     static var alignment: Int { 64 }
 
@@ -71,9 +78,16 @@ final class MatrixStorage<Element: MatrixElement>: @unchecked Sendable {
         owned.update(from: base, count: count)
         base = owned
         lender = nil
+        Self.detaches.wrappingIncrement(ordering: .relaxed)
     }
 
     deinit {
         if lender == nil { free(base) }
     }
+}
+
+/// Process-wide counters of MatrixStorage (a generic class cannot hold static stored
+/// properties).
+enum MatrixStorageCounters {
+    static let detaches = ManagedAtomic<Int>(0)
 }

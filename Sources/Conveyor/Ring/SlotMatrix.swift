@@ -16,11 +16,10 @@ enum SlotMatrix {
                             storage: MatrixStorage(borrowing: slot, count: rows * cols, lender: lender))
         weak let original = matrix.storage  // weak: does not count for uniqueness
         defer {
-            if let kept = original {
-                if kept !== matrix.storage || !isKnownUniquelyReferenced(&matrix.storage) {
-                    kept.detach()
-                }
-            }
+            // Ask before binding `original` strongly: that binding would itself make the
+            // storage look shared, and every item would be copied.
+            let unique = isKnownUniquelyReferenced(&matrix.storage)
+            if let kept = original, kept !== matrix.storage || !unique { kept.detach() }
         }
         let result = try body(&matrix)
         if writeBack && matrix.storage.base != slot {

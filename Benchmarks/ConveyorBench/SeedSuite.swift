@@ -1,0 +1,179 @@
+import CKernels
+import Conveyor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The variants of `conveyor-bench seed` for one element type.
+struct SeedSuite<T: BenchElement> {
+    let samples: Int
+    let rows: Int
+    let cols: Int
+    let buffer: Int
+
+    var count: Int { rows * cols }
+    var sampleBytes: Int { count * MemoryLayout<T>.stride }
+    static var seed: UInt64 { 2016 }
+
+    /// Memory passes per sample, in units of one sample's bytes (reads + writes).
+    static func passes(_ variant: String) -> Int {
+        switch variant {
+        case "serial", "pipeline-threads", "pipeline-processes": return 8  // fill, h, g, f, sum
+        case "copy-queue": return 8 + 16  // ... plus four pipe edges, each copied in and out
+        default: return 4  // fill, one fused pass, sum
+        }
+    }
+
+    func run(_ variants: [String]) throws -> (rows: [SeedRow], memcpyGBs: Double) {
+        // Every sum runs on one thread, in every variant, so checksums agree to the bit; the
+        // serial variants are single-threaded by definition.
+        _ = conveyor_set_threads_local(1)
+        defer { _ = conveyor_set_threads_local(0) }
+        let memcpyGBs = measureMemcpy()
+        var rows: [SeedRow] = []
+        var serialSeconds: Double?
+        for variant in variants {
+            let start = monotonicNanoseconds()
+            let checksum = try run(variant)
+            let seconds = Double(monotonicNanoseconds() - start) / 1e9
+            if variant == "serial" { serialSeconds = seconds }
+            let gbs = Double(Self.passes(variant) * sampleBytes * samples) / seconds / 1e9
+            rows.append(SeedRow(variant: variant, samples: samples, seconds: seconds,
+                                msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
+                                gbPerS: gbs, memcpyGbPerS: memcpyGBs,
+                                speedupVsSerial: serialSeconds.map { $0 / seconds } ?? .nan, checksum: checksum))
+        }
+        return (rows, memcpyGBs)
+    }
+
+    private func run(_ variant: String) throws -> Double {
+        let fused: [ElementwiseOp<T>] = [.square, .multiply(3), .add(1)]
+        let source = Pipeline(items: samples, rows: rows, cols: cols, of: T.self) { i, x in
+            x.fillUniform(seed: Self.seed, stream: UInt64(i))
+        }
+        let stages = source.stage("h", [.square]).stage("g", [.multiply(3)]).stage("f", [.add(1)])
+        func total(_ mode: ExecutionMode, fusion: Bool, _ pipeline: Pipeline<T>) throws -> Double {
+            try pipeline.run(mode, buffer: buffer, fusion: fusion, into: 0.0) { $0 += $1.sum() }.result
+        }
+        switch variant {
+        case "serial": return serial(fused: false)
+        case "serial-fused": return serial(fused: true)
+        case "pipeline-threads": return try total(.threads, fusion: false, stages)
+        case "pipeline-processes": return try total(.processes, fusion: false, stages)
+        case "pipeline-processes-fused": return try total(.processes, fusion: true, stages)
+        case "replicated":
+            let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let replicated = Pipeline(items: samples, rows: rows, cols: cols, of: T.self, replicas: cores) { i, x in
+                x.fillUniform(seed: Self.seed, stream: UInt64(i))
+                try x.apply(fused)
+            }
+            return try total(.processes, fusion: true, replicated)
+        case "copy-queue": return try copyQueue()
+        default: fatalError("unknown variant \(variant)")
+        }
+    }
+
+    private func op(_ code: conveyor_opcode, _ a: Double = 0) -> conveyor_op {
+        conveyor_op(code: Int32(code.rawValue), reserved: 0, a: a, b: 0, operand: nil)
+    }
+
+    /// One thread; buffers reused across samples, so nothing is allocated per sample.
+    private func serial(fused: Bool) -> Double {
+        let x = UnsafeMutablePointer<T>.allocate(capacity: count), h = UnsafeMutablePointer<T>.allocate(capacity: count)
+        let g = UnsafeMutablePointer<T>.allocate(capacity: count), f = UnsafeMutablePointer<T>.allocate(capacity: count)
+        defer { x.deallocate(); h.deallocate(); g.deallocate(); f.deallocate() }
+        var checksum = 0.0
+        for i in 0..<samples {
+            _ = T.fillUniform(x, count, seed: Self.seed, stream: UInt64(i))
+            if fused {
+                _ = T.program(x, x, count, [op(CONVEYOR_OP_SQUARE), op(CONVEYOR_OP_MUL_SCALAR, 3), op(CONVEYOR_OP_ADD_SCALAR, 1)])
+                checksum += T.sum(x, count)
+            } else {
+                _ = T.program(h, x, count, [op(CONVEYOR_OP_SQUARE)])
+                _ = T.program(g, h, count, [op(CONVEYOR_OP_MUL_SCALAR, 3)])
+                _ = T.program(f, g, count, [op(CONVEYOR_OP_ADD_SCALAR, 1)])
+                checksum += T.sum(f, count)
+            }
+        }
+        return checksum
+    }
+
+    /// The question's own design with pickling-style transport: the same stages, one
+    /// process each, every matrix copied through a pipe (write copies it into the kernel,
+    /// read copies it out), as multiprocessing.Queue does after pickling.
+    private func copyQueue() throws -> Double {
+        let stageOps = [op(CONVEYOR_OP_SQUARE), op(CONVEYOR_OP_MUL_SCALAR, 3), op(CONVEYOR_OP_ADD_SCALAR, 1)]
+        var pipes: [(read: Int32, write: Int32)] = []
+        for _ in 0...stageOps.count {
+            var fds: [Int32] = [0, 0]
+            guard pipe(&fds) == 0 else { throw ValidationErrorText("pipe failed") }
+            pipes.append((fds[0], fds[1]))
+        }
+        let bytes = sampleBytes
+        var children: [pid_t] = []
+        for p in 0...stageOps.count {  // p = 0: source; 1...3: h, g, f
+            fflush(nil)
+            let pid = fork()
+            if pid == 0 {
+                let buffer = UnsafeMutablePointer<T>.allocate(capacity: count)
+                for i in 0..<samples {
+                    if p == 0 { _ = T.fillUniform(buffer, count, seed: Self.seed, stream: UInt64(i)) }
+                    else {
+                        guard readAll(pipes[p - 1].read, buffer, bytes) else { _exit(1) }
+                        _ = T.program(buffer, buffer, count, [stageOps[p - 1]])
+                    }
+                    guard writeAll(pipes[p].write, buffer, bytes) else { _exit(1) }
+                }
+                _exit(0)
+            }
+            children.append(pid)
+        }
+        let buffer = UnsafeMutablePointer<T>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        var checksum = 0.0
+        for _ in 0..<samples {
+            guard readAll(pipes[stageOps.count].read, buffer, bytes) else { break }
+            checksum += T.sum(buffer, count)
+        }
+        for pipe in pipes { close(pipe.read); close(pipe.write) }
+        for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+        return checksum
+    }
+
+    private func readAll(_ fd: Int32, _ p: UnsafeMutablePointer<T>, _ bytes: Int) -> Bool {
+        var done = 0
+        while done < bytes {
+            let n = read(fd, UnsafeMutableRawPointer(p) + done, bytes - done)
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    private func writeAll(_ fd: Int32, _ p: UnsafeMutablePointer<T>, _ bytes: Int) -> Bool {
+        var done = 0
+        while done < bytes {
+            let n = write(fd, UnsafeRawPointer(p) + done, bytes - done)
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    /// memcpy of one sample's bytes, median of 30: (read + written bytes) per second.
+    private func measureMemcpy() -> Double {
+        let a = UnsafeMutableRawPointer.allocate(byteCount: sampleBytes, alignment: 64)
+        let b = UnsafeMutableRawPointer.allocate(byteCount: sampleBytes, alignment: 64)
+        defer { a.deallocate(); b.deallocate() }
+        memset(a, 1, sampleBytes); memset(b, 2, sampleBytes)
+        var samples = Samples()
+        for _ in 0..<30 { samples.append(timeMilliseconds { memcpy(b, a, sampleBytes) }) }
+        return Double(2 * sampleBytes) / (samples.median / 1e3) / 1e9
+    }
+}
+
+struct ValidationErrorText: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

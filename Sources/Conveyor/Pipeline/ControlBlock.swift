@@ -1,0 +1,115 @@
+import Atomics
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pipeline's shared control block: an abort flag, the first failure, and per-worker
+/// counters, in one anonymous shared mapping made before any fork so that stage processes
+/// and the parent see the same words.
+///
+/// Layout (64-bit words): [0] abort, [1] failed worker + 1 (published after the message),
+/// [2] failed item, [3] failure claim (the first failing worker wins it); then 8 words per
+/// worker: items, busy ns, input-wait ns, output-wait ns, current item + 1; then the
+/// failure message.
+final class ControlBlock: @unchecked Sendable {
+    private let base: UnsafeMutableRawPointer
+    private let bytes: Int
+    private let workers: Int
+    private static let messageBytes = 1024
+    private static let headerWords = 4
+    private var messageBase: UnsafeMutableRawPointer { base + (Self.headerWords + 8 * workers) * 8 }
+
+    init(workers: Int) throws(PipelineError) {
+        self.workers = workers
+        bytes = (Self.headerWords + 8 * workers) * 8 + Self.messageBytes
+        guard let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
+              memory != MAP_FAILED else { throw .setupFailed("mmap of the control block failed") }
+        base = memory
+    }
+
+    deinit { munmap(base, bytes) }
+
+    private func word(_ index: Int) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic(at: base.assumingMemoryBound(to: UInt64.AtomicRepresentation.self) + index)
+    }
+
+    private func counter(_ worker: Int, _ field: Int) -> UnsafeAtomic<UInt64> {
+        word(Self.headerWords + 8 * worker + field)
+    }
+
+    var aborted: Bool { word(0).load(ordering: .acquiring) != 0 }
+    func abort() { word(0).store(1, ordering: .releasing) }
+
+    /// Records the first failure (later ones are ignored) and aborts the run.
+    func fail(worker: Int, item: Int, message: String) {
+        // Claim first, so that two failing workers never mix their messages; publish the
+        // worker (release) only after the message and item are written.
+        if word(3).compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged {
+            let utf8 = Array(message.utf8.prefix(Self.messageBytes - 1)) + [0]
+            utf8.withUnsafeBytes { messageBase.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            word(2).store(UInt64(bitPattern: Int64(item)), ordering: .relaxed)
+            word(1).store(UInt64(worker + 1), ordering: .releasing)
+        }
+        abort()
+    }
+
+    /// The first failure: worker, item and message.
+    var failure: (worker: Int, item: Int, message: String)? {
+        let failed = word(1).load(ordering: .acquiring)
+        guard failed != 0 else { return nil }
+        let message = String(cString: messageBase.assumingMemoryBound(to: CChar.self))
+        return (Int(failed) - 1, Int(Int64(bitPattern: word(2).load(ordering: .relaxed))), message)
+    }
+
+    func add(worker: Int, items: Int = 0, busy: UInt64 = 0, inputWait: UInt64 = 0, outputWait: UInt64 = 0) {
+        if items != 0 { counter(worker, 0).wrappingIncrement(by: UInt64(items), ordering: .relaxed) }
+        if busy != 0 { counter(worker, 1).wrappingIncrement(by: busy, ordering: .relaxed) }
+        if inputWait != 0 { counter(worker, 2).wrappingIncrement(by: inputWait, ordering: .relaxed) }
+        if outputWait != 0 { counter(worker, 3).wrappingIncrement(by: outputWait, ordering: .relaxed) }
+    }
+
+    func setCurrentItem(worker: Int, _ item: Int) { counter(worker, 4).store(UInt64(item + 1), ordering: .relaxed) }
+    func currentItem(worker: Int) -> Int { Int(counter(worker, 4).load(ordering: .relaxed)) - 1 }
+
+    func counters(worker: Int) -> (items: UInt64, busy: UInt64, inputWait: UInt64, outputWait: UInt64) {
+        (counter(worker, 0).load(ordering: .relaxed), counter(worker, 1).load(ordering: .relaxed),
+         counter(worker, 2).load(ordering: .relaxed), counter(worker, 3).load(ordering: .relaxed))
+    }
+}
+
+/// Set once from a cancellation handler, read by the sink loop.
+final class CancellationFlag: @unchecked Sendable {
+    private let flag = UnsafeAtomic<Bool>.create(false)
+    deinit { flag.destroy() }
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// Monotonic nanoseconds.
+func nowNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+private final class ThreadStart {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts `body` on a new detached OS thread; returns the thread to join.
+@discardableResult
+func startThread(_ body: @escaping () -> Void) -> pthread_t? {
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(ThreadStart(body)).toOpaque()
+    let status = pthread_create(&thread, nil, { context in
+        Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue().body()
+        return nil
+    }, context)
+    if status != 0 {
+        Unmanaged<ThreadStart>.fromOpaque(context).release()
+        return nil
+    }
+    return thread
+}

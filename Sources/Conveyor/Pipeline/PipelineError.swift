@@ -1,0 +1,32 @@
+/// Why a pipeline run stopped before its sink saw every item.
+public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A stage (or the source) threw while processing `item`.
+    case stageFailed(stage: String, item: Int, message: String)
+    /// A stage process was killed by `signal` (processes mode) while processing `item`
+    /// (-1 if it had not started one).
+    case stageCrashed(stage: String, item: Int, signal: Int32)
+    /// A stage process exited with a nonzero `status` without reporting an error.
+    case stageExited(stage: String, status: Int32)
+    /// The sink's reduce threw at `item`.
+    case sinkFailed(item: Int, message: String)
+    /// The run was cancelled (task cancellation).
+    case cancelled
+    /// The definition cannot run: the message names what is wrong.
+    case invalidDefinition(String)
+    /// Setting up rings, threads or processes failed.
+    case setupFailed(String)
+
+    /// A sentence naming the stage and the item.
+    public var description: String {
+        switch self {
+        case let .stageFailed(stage, item, message): return "pipeline: stage '\(stage)' failed at item \(item): \(message)"
+        case let .stageCrashed(stage, item, signal):
+            return "pipeline: stage '\(stage)' was killed by signal \(signal)" + (item >= 0 ? " at item \(item)" : "")
+        case let .stageExited(stage, status): return "pipeline: stage '\(stage)' exited with status \(status)"
+        case let .sinkFailed(item, message): return "pipeline: the sink failed at item \(item): \(message)"
+        case .cancelled: return "pipeline: cancelled"
+        case let .invalidDefinition(message): return "pipeline: invalid definition: \(message)"
+        case let .setupFailed(message): return "pipeline: setup failed: \(message)"
+        }
+    }
+}

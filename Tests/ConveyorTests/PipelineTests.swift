@@ -1,0 +1,159 @@
+import Conveyor
+import Foundation
+import Testing
+
+/// The pipeline: the question's h -> g -> f over rings, in threads and processes, with
+/// fusion and replicas, failures, cancellation and clean shutdown.
+@Suite(.serialized) struct PipelineTests {
+    static let rows = 50, cols = 40
+
+    static func seed(items: Int, sourceReplicas: Int = 1, replicas: Int = 1) -> Pipeline<Double> {
+        Pipeline(items: items, rows: rows, cols: cols, of: Double.self, replicas: sourceReplicas) { i, x in
+            x.fillUniform(seed: 2016, stream: UInt64(i))
+        }
+        .stage("h", [.square], replicas: replicas)
+        .stage("g", [.multiply(3)], replicas: replicas)
+        .stage("f", [.add(1)], replicas: replicas)
+    }
+
+    /// The serial computation: generate, h, g, f, sum, item by item.
+    static func serialSums(items: Int) throws -> [Double] {
+        try (0..<items).map { i in
+            let x = try Matrix<Double>.uniform(rows: rows, cols: cols, seed: 2016, stream: UInt64(i))
+            return ((x.squared() * 3) + 1).sum()
+        }
+    }
+
+    @Test(arguments: [ExecutionMode.threads, .processes], [true, false])
+    func seedPipelineMatchesSerialExactly(mode: ExecutionMode, fusion: Bool) throws {
+        let expected = try Self.serialSums(items: 30)
+        for replicas in [1, 2, 3] {
+            let run = try Self.seed(items: 30, replicas: replicas)
+                .run(mode, buffer: 3, fusion: fusion, into: [Double]()) { sums, x in sums.append(x.sum()) }
+            // Same bits: the same kernels on the same data, item by item, in order.
+            #expect(run.result == expected, "\(mode) fusion \(fusion) replicas \(replicas)")
+            let names = run.stats.stages.map(\.name)
+            #expect(names == (fusion ? ["source", "h+g+f", "sink"] : ["source", "h", "g", "f", "sink"]))
+            #expect(run.stats.stages.allSatisfy { $0.items == 30 })
+        }
+    }
+
+    @Test func replicatedSourceKeepsOrder() throws {
+        let run = try Self.seed(items: 25, sourceReplicas: 2, replicas: 3)
+            .run(.processes, into: [Double]()) { sums, x in sums.append(x[0, 0]) }
+        let expected = try (0..<25).map { i in
+            let x = try Matrix<Double>.uniform(rows: 1, cols: 1, seed: 2016, stream: UInt64(i))
+            return x[0, 0] * x[0, 0] * 3 + 1
+        }
+        #expect(run.result == expected)
+    }
+
+    @Test(arguments: [ExecutionMode.threads, .processes])
+    func closureStagesMayChangeShape(mode: ExecutionMode) throws {
+        let run = try Pipeline(items: 10, rows: 4, cols: 6, of: Double.self) { i, x in
+            x.withUnsafeMutableBufferPointer { $0.initialize(repeating: Double(i)) }
+        }
+        .stage("row sums", rows: 4, cols: 1) { input, output in
+            for r in 0..<4 { output[r, 0] = (0..<6).reduce(0) { $0 + input[r, $1] } }
+        }
+        .run(mode, into: [Double]()) { all, x in
+            #expect(x.rows == 4 && x.cols == 1)
+            all.append(x[3, 0])
+        }
+        #expect(run.result == (0..<10).map { Double($0) * 6 })
+    }
+
+    struct Boom: Error, CustomStringConvertible { var description: String { "boom" } }
+
+    @Test(arguments: [ExecutionMode.threads, .processes])
+    func aThrowingStageStopsTheRunAndIsNamed(mode: ExecutionMode) {
+        let pipeline = Self.seed(items: 100).stage("checker", { input, output in
+            if input[0, 0] > 3.9 { throw Boom() }  // 3x^2+1 > 3.9 for x > 0.983
+            output = input
+        })
+        #expect {
+            _ = try pipeline.run(mode, into: 0) { n, _ in n += 1 }
+        } throws: { error in
+            guard case let .stageFailed(stage, item, message) = error as? PipelineError else { return false }
+            return stage == "checker" && item >= 0 && item < 100 && message == "boom"
+        }
+    }
+
+    @Test func aCrashingStageProcessIsReportedWithItsSignal() {
+        let pipeline = Self.seed(items: 50).stage("crasher", { input, output in
+            if input[0, 0] > 3.5 { raise(SIGKILL) }
+            output = input
+        })
+        #expect {
+            _ = try pipeline.run(.processes, into: 0) { n, _ in n += 1 }
+        } throws: { error in
+            guard case let .stageCrashed(stage, item, signal) = error as? PipelineError else { return false }
+            return stage == "crasher" && signal == SIGKILL && item >= 0
+        }
+    }
+
+    @Test func aThrowingSinkStopsTheRun() {
+        #expect(throws: PipelineError.sinkFailed(item: 4, message: "boom")) {
+            _ = try Self.seed(items: 50).run(.processes, into: 0) { n, _ in
+                if n == 4 { throw Boom() }
+                n += 1
+            }
+        }
+    }
+
+    @Test(arguments: [ExecutionMode.threads, .processes])
+    func cancellationStopsARunPromptly(mode: ExecutionMode) async throws {
+        let slow = Pipeline(items: 1_000_000, rows: 8, cols: 8, of: Double.self) { i, x in
+            usleep(1_000)
+            x.fillUniform(seed: 1, stream: UInt64(i))
+        }.stage("h", [.square])
+        let task = Task { try await slow.run(mode, into: 0) { n, _ in n += 1 } }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        let result = await task.result
+        #expect(throws: PipelineError.cancelled) { try result.get() }
+    }
+
+    @Test func invalidDefinitionsAreRejected() {
+        #expect(throws: PipelineError.self) { _ = try Self.seed(items: 5).run(.threads, buffer: 0, into: 0) { _, _ in } }
+        #expect(throws: PipelineError.self) { _ = try Self.seed(items: 5, replicas: 0).run(into: 0) { _, _ in } }
+        #expect(throws: PipelineError.self) { _ = try Self.seed(items: -1).run(into: 0) { _, _ in } }
+        #expect(throws: PipelineError.self) {
+            _ = try Pipeline(items: 1, rows: 0, cols: 5, of: Double.self) { _, _ in }.run(into: 0) { _, _ in }
+        }
+    }
+
+    @Test func statsNameTheBottleneck() throws {
+        let run = try Pipeline(items: 20, rows: 8, cols: 8, of: Double.self) { i, x in
+            x.fillUniform(seed: 1, stream: UInt64(i))
+        }
+        .stage("slow", { input, output in usleep(5_000); output = input })
+        .stage("fast", [.add(1)])
+        .run(.threads, into: 0) { n, _ in n += 1 }
+        #expect(run.result == 20)
+        #expect(run.stats.bottleneck == "slow")
+        #expect(run.stats.sharedMemoryBytes > 0)
+        #expect(run.stats.description.contains("bottleneck: slow"))
+    }
+
+    /// 10^5 small items through five stage processes: every item arrives, and no process,
+    /// descriptor or shared-memory segment is left afterwards.
+    @Test func aHundredThousandItemsThroughFiveProcessesLeaveNothingBehind() throws {
+        let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        let shmBefore = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("conveyor") }
+        var pipeline = Pipeline(items: 100_000, rows: 1, cols: 4, of: Double.self) { i, x in
+            x.withUnsafeMutableBufferPointer { $0.initialize(repeating: Double(i)) }
+        }
+        for s in 0..<5 { pipeline = pipeline.stage("s\(s)", { input, output in output = input + 1 }) }
+        let run = try pipeline.run(.processes, buffer: 8, into: (count: 0, sum: 0.0)) { acc, x in
+            acc.count += 1
+            acc.sum += x[0, 3]
+        }
+        #expect(run.result.count == 100_000)
+        #expect(run.result.sum == (0..<100_000).reduce(0.0) { $0 + Double($1) + 5 })
+        var status: Int32 = 0
+        #expect(waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD, "a stage process was left behind")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count <= fdsBefore)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("conveyor") } == shmBefore)
+    }
+}

@@ -82,7 +82,7 @@ int bench_ring_stream_consume(conveyor_ring *in, uint64_t *frames) {
     return status == CONVEYOR_E_END_OF_STREAM ? CONVEYOR_OK : status;
 }
 
-static int bench_write_all(int fd, const void *buf, uint64_t bytes) {
+int bench_write_all(int fd, const void *buf, uint64_t bytes) {
     const char *p = buf;
     while (bytes > 0) {
         ssize_t n = write(fd, p, bytes);
@@ -93,7 +93,7 @@ static int bench_write_all(int fd, const void *buf, uint64_t bytes) {
     return 0;
 }
 
-static int bench_read_all(int fd, void *buf, uint64_t bytes) {
+int bench_read_all(int fd, void *buf, uint64_t bytes) {
     char *p = buf;
     while (bytes > 0) {
         ssize_t n = read(fd, p, bytes);

@@ -23,18 +23,23 @@ struct KernelRow: Encodable {
     }
 }
 
-/// Prints rows as an aligned text table.
+/// Prints the kernel rows as an aligned text table.
 func printTable(_ rows: [KernelRow]) {
-    let header = ["kernel", "impl", "dtype", "thr", "median ms", "min ms", "GB/s", "vs memcpy"]
-    let cells = rows.map { r in
+    printAligned(header: ["kernel", "impl", "dtype", "thr", "median ms", "min ms", "GB/s", "vs memcpy"],
+                 leftAligned: 3, rows.map { r in
         [r.kernel, r.impl, r.dtype, "\(r.threads)", format(r.msMedian, 3), format(r.msMin, 3),
          format(r.gbPerS, 1), format(r.vsMemcpy, 2)]
-    }
+    })
+}
+
+/// Prints a table: a header, a rule, then the cells; the first `leftAligned` columns are
+/// left-aligned (names), the others right-aligned (numbers).
+func printAligned(header: [String], leftAligned: Int, _ cells: [[String]]) {
     let widths = header.indices.map { c in ([header] + cells).map { $0[c].count }.max()! }
     func line(_ row: [String]) -> String {
         row.enumerated().map { c, text in
-            c < 3 ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                  : String(repeating: " ", count: widths[c] - text.count) + text
+            let padding = String(repeating: " ", count: widths[c] - text.count)
+            return c < leftAligned ? text + padding : padding + text
         }.joined(separator: "  ")
     }
     print(line(header))

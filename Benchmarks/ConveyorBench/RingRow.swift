@@ -39,16 +39,7 @@ func printRingTable(_ rows: [RingRow]) {
                 r.frames > 0 ? format(r.framesPerS, 0) : "-",
                 r.frames > 0 ? format(syscalls, 4) : (r.idleCpuPercent.map { "cpu " + format($0, 3) + "%" } ?? "-")]
     }
-    let widths = header.indices.map { c in ([header] + cells).map { $0[c].count }.max()! }
-    func line(_ row: [String]) -> String {
-        row.enumerated().map { c, text in
-            c < 3 ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                  : String(repeating: " ", count: widths[c] - text.count) + text
-        }.joined(separator: "  ")
-    }
-    print(line(header))
-    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
-    cells.forEach { print(line($0)) }
+    printAligned(header: header, leftAligned: 3, cells)
 }
 
 func byteText(_ bytes: Int) -> String {

@@ -78,15 +78,6 @@ func printSeedTable(_ rows: [SeedRow], memcpyGBs: Double) {
         [r.variant, format(r.seconds, 3), format(r.msPerSample, 3), format(r.samplesPerS, 1), format(r.gbPerS, 1),
          format(r.gbPerS / memcpyGBs, 2), format(r.speedupVsSerial, 2) + "x", String(format: "%.6f", r.checksum)]
     }
-    let widths = header.indices.map { c in ([header] + cells).map { $0[c].count }.max()! }
-    func line(_ row: [String]) -> String {
-        row.enumerated().map { c, text in
-            c == 0 ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                   : String(repeating: " ", count: widths[c] - text.count) + text
-        }.joined(separator: "  ")
-    }
-    print(line(header))
-    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
-    cells.forEach { print(line($0)) }
+    printAligned(header: header, leftAligned: 1, cells)
     print("\nmemcpy on this machine, same run: \(format(memcpyGBs, 1)) GB/s (bytes read + written per second, 8 MB copies)")
 }

@@ -1,3 +1,4 @@
+import BenchBaselines
 import CKernels
 import Conveyor
 
@@ -120,10 +121,10 @@ struct SeedSuite<T: BenchElement> {
                 for i in 0..<samples {
                     if p == 0 { _ = T.fillUniform(buffer, count, seed: Self.seed, stream: UInt64(i)) }
                     else {
-                        guard readAll(pipes[p - 1].read, buffer, bytes) else { _exit(1) }
+                        guard bench_read_all(pipes[p - 1].read, buffer, UInt64(bytes)) == 0 else { _exit(1) }
                         _ = T.program(buffer, buffer, count, [stageOps[p - 1]])
                     }
-                    guard writeAll(pipes[p].write, buffer, bytes) else { _exit(1) }
+                    guard bench_write_all(pipes[p].write, buffer, UInt64(bytes)) == 0 else { _exit(1) }
                 }
                 _exit(0)
             }
@@ -133,32 +134,12 @@ struct SeedSuite<T: BenchElement> {
         defer { buffer.deallocate() }
         var checksum = 0.0
         for _ in 0..<samples {
-            guard readAll(pipes[stageOps.count].read, buffer, bytes) else { break }
+            guard bench_read_all(pipes[stageOps.count].read, buffer, UInt64(bytes)) == 0 else { break }
             checksum += T.sum(buffer, count)
         }
         for pipe in pipes { close(pipe.read); close(pipe.write) }
         for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
         return checksum
-    }
-
-    private func readAll(_ fd: Int32, _ p: UnsafeMutablePointer<T>, _ bytes: Int) -> Bool {
-        var done = 0
-        while done < bytes {
-            let n = read(fd, UnsafeMutableRawPointer(p) + done, bytes - done)
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
-    }
-
-    private func writeAll(_ fd: Int32, _ p: UnsafeMutablePointer<T>, _ bytes: Int) -> Bool {
-        var done = 0
-        while done < bytes {
-            let n = write(fd, UnsafeRawPointer(p) + done, bytes - done)
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
     }
 
     /// memcpy of one sample's bytes, median of 30: (read + written bytes) per second.

@@ -35,6 +35,11 @@ int bench_ring_stream_produce(conveyor_ring *out, uint64_t payload, const void *
 /** Receives until end of stream; *frames gets the count. Returns 0 or a status. */
 int bench_ring_stream_consume(conveyor_ring *in, uint64_t *frames);
 
+/** Writes all `bytes` to fd (looping over short writes). Returns 0, or -1 on error/EOF. */
+int bench_write_all(int fd, const void *buf, uint64_t bytes);
+/** Reads exactly `bytes` from fd (looping over short reads). Returns 0, or -1 on error/EOF. */
+int bench_read_all(int fd, void *buf, uint64_t bytes);
+
 /** Pipe ping: writes `bytes` from buf to wfd, reads `bytes` back from rfd; RTT in us. */
 int bench_pipe_ping(int wfd, int rfd, void *buf, uint64_t bytes, uint64_t iters, double *samples_us);
 /** Pipe pong: reads `bytes` from rfd, writes them back to wfd. */

@@ -92,6 +92,16 @@ import Testing
         }
     }
 
+    @Test func aStageProcessThatExitsIsReported() {
+        let pipeline = Self.seed(items: 50).stage("quitter", { input, output in
+            if input[0, 0] > 3.5 { exit(7) }
+            output = input
+        })
+        #expect(throws: PipelineError.stageExited(stage: "quitter", status: 7)) {
+            _ = try pipeline.run(.processes, into: 0) { n, _ in n += 1 }
+        }
+    }
+
     @Test func aThrowingSinkStopsTheRun() {
         #expect(throws: PipelineError.sinkFailed(item: 4, message: "boom")) {
             _ = try Self.seed(items: 50).run(.processes, into: 0) { n, _ in

@@ -251,6 +251,23 @@ import Testing
         #expect(try frame.withMatrix(of: Float.self) { $0.sum() } == 10)
     }
 
+    @Test func aFrameThatIsNotAMatrixIsRefusedAsOne() throws {
+        // A C producer (another process, in real life) sends a rank-1 frame.
+        let consumer = try Ring.createConsumer(RingConfiguration(slotCount: 1, slotBytes: 64, backing: .memfd))
+        var producer: OpaquePointer?
+        guard let fd = consumer.fileDescriptor else { Issue.record("no descriptor"); return }
+        #expect(conveyor_ring_attach_fd(fd, Int32(CONVEYOR_RING_PRODUCER.rawValue), &producer) == 0)
+        defer { conveyor_ring_destroy(producer) }
+        var info = conveyor_frame_info()
+        info.dtype = UInt32(CONVEYOR_DTYPE_F64.rawValue); info.rank = 1; info.shape.0 = 4; info.byte_length = 32
+        let values: [Double] = [1, 2, 3, 4]
+        #expect(conveyor_ring_push(producer, 0, values, &info) == 0)
+        guard let frame = try consumer.receive(timeout: .zero) else { Issue.record("no frame"); return }
+        #expect(throws: RingError.notAMatrix(rank: 1)) { try frame.withMatrix(of: Double.self) { _ in } }
+        let sum = frame.withUnsafeBytes { $0.bindMemory(to: Double.self).reduce(0, +) }
+        #expect(sum == 10)
+    }
+
     @Test func invalidConfigurationsAreRejected() {
         for bad in [RingConfiguration(slotCount: 0, slotBytes: 64), RingConfiguration(slotCount: 70_000, slotBytes: 64),
                     RingConfiguration(slotCount: 2, slotBytes: 0), RingConfiguration(slotCount: 2, slotBytes: -5),

@@ -7,6 +7,12 @@ import Testing
 @Suite(.serialized) struct PipelineTests {
     static let rows = 50, cols = 40
 
+    /// scripts/test sets this for its ThreadSanitizer run: fork() while the test runner's
+    /// other threads hold TSan's internal locks can deadlock the child, so process-mode
+    /// cases run only in the ordinary runs (threads-mode cases still run under TSan).
+    static let underTSan = ProcessInfo.processInfo.environment["CONVEYOR_UNDER_TSAN"] != nil
+    static func skipped(_ mode: ExecutionMode) -> Bool { mode == .processes && underTSan }
+
     static func seed(items: Int, sourceReplicas: Int = 1, replicas: Int = 1) -> Pipeline<Double> {
         Pipeline(items: items, rows: rows, cols: cols, of: Double.self, replicas: sourceReplicas) { i, x in
             x.fillUniform(seed: 2016, stream: UInt64(i))
@@ -26,6 +32,7 @@ import Testing
 
     @Test(arguments: [ExecutionMode.threads, .processes], [true, false])
     func seedPipelineMatchesSerialExactly(mode: ExecutionMode, fusion: Bool) throws {
+        if Self.skipped(mode) { return }
         let expected = try Self.serialSums(items: 30)
         for replicas in [1, 2, 3] {
             let run = try Self.seed(items: 30, replicas: replicas)
@@ -38,7 +45,7 @@ import Testing
         }
     }
 
-    @Test func replicatedSourceKeepsOrder() throws {
+    @Test(.disabled(if: underTSan, "fork under ThreadSanitizer")) func replicatedSourceKeepsOrder() throws {
         let run = try Self.seed(items: 25, sourceReplicas: 2, replicas: 3)
             .run(.processes, into: [Double]()) { sums, x in sums.append(x[0, 0]) }
         let expected = try (0..<25).map { i in
@@ -50,6 +57,7 @@ import Testing
 
     @Test(arguments: [ExecutionMode.threads, .processes])
     func closureStagesMayChangeShape(mode: ExecutionMode) throws {
+        if Self.skipped(mode) { return }
         let run = try Pipeline(items: 10, rows: 4, cols: 6, of: Double.self) { i, x in
             x.withUnsafeMutableBufferPointer { $0.initialize(repeating: Double(i)) }
         }
@@ -67,6 +75,7 @@ import Testing
 
     @Test(arguments: [ExecutionMode.threads, .processes])
     func aThrowingStageStopsTheRunAndIsNamed(mode: ExecutionMode) {
+        if Self.skipped(mode) { return }
         let pipeline = Self.seed(items: 100).stage("checker", { input, output in
             if input[0, 0] > 3.9 { throw Boom() }  // 3x^2+1 > 3.9 for x > 0.983
             output = input
@@ -79,7 +88,7 @@ import Testing
         }
     }
 
-    @Test func aCrashingStageProcessIsReportedWithItsSignal() {
+    @Test(.disabled(if: underTSan, "fork under ThreadSanitizer")) func aCrashingStageProcessIsReportedWithItsSignal() {
         let pipeline = Self.seed(items: 50).stage("crasher", { input, output in
             if input[0, 0] > 3.5 { raise(SIGKILL) }
             output = input
@@ -92,7 +101,7 @@ import Testing
         }
     }
 
-    @Test func aStageProcessThatExitsIsReported() {
+    @Test(.disabled(if: underTSan, "fork under ThreadSanitizer")) func aStageProcessThatExitsIsReported() {
         let pipeline = Self.seed(items: 50).stage("quitter", { input, output in
             if input[0, 0] > 3.5 { exit(7) }
             output = input
@@ -102,7 +111,7 @@ import Testing
         }
     }
 
-    @Test func aThrowingSinkStopsTheRun() {
+    @Test(.disabled(if: underTSan, "fork under ThreadSanitizer")) func aThrowingSinkStopsTheRun() {
         #expect(throws: PipelineError.sinkFailed(item: 4, message: "boom")) {
             _ = try Self.seed(items: 50).run(.processes, into: 0) { n, _ in
                 if n == 4 { throw Boom() }
@@ -113,6 +122,7 @@ import Testing
 
     @Test(arguments: [ExecutionMode.threads, .processes])
     func cancellationStopsARunPromptly(mode: ExecutionMode) async throws {
+        if Self.skipped(mode) { return }
         let slow = Pipeline(items: 1_000_000, rows: 8, cols: 8, of: Double.self) { i, x in
             usleep(1_000)
             x.fillUniform(seed: 1, stream: UInt64(i))
@@ -148,7 +158,7 @@ import Testing
 
     /// 10^5 small items through five stage processes: every item arrives, and no process,
     /// descriptor or shared-memory segment is left afterwards.
-    @Test func aHundredThousandItemsThroughFiveProcessesLeaveNothingBehind() throws {
+    @Test(.disabled(if: underTSan, "fork under ThreadSanitizer")) func aHundredThousandItemsThroughFiveProcessesLeaveNothingBehind() throws {
         let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
         let shmBefore = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("conveyor") }
         var pipeline = Pipeline(items: 100_000, rows: 1, cols: 4, of: Double.self) { i, x in

@@ -68,7 +68,7 @@ struct PipelineRunner<Element: MatrixElement> {
 
         let start = nowNanoseconds()
         var threads: [pthread_t] = []
-        var children: [(pid: pid_t, worker: Int)] = []
+        var children: [Child] = []
         for (w, worker) in workers.enumerated() {
             switch mode {
             case .threads:
@@ -84,7 +84,7 @@ struct PipelineRunner<Element: MatrixElement> {
                     rings.claim(node: worker.node, replica: worker.replica, nodes: nodes)
                     _exit(work(worker.node, worker.replica, w, rings, control))
                 }
-                if pid < 0 { control.abort() } else { children.append((pid, w)) }
+                if pid < 0 { control.abort() } else { children.append(Child(pid: pid, worker: w, node: worker.node)) }
             }
         }
 
@@ -153,17 +153,24 @@ struct PipelineRunner<Element: MatrixElement> {
 
     /// Reaps stage processes that ended; returns the first abnormal ending as an error.
     /// With `blocking`, waits for all of them, killing any still alive after 2 s.
-    private func reap(_ children: inout [(pid: pid_t, worker: Int)], _ control: ControlBlock,
+    /// A stage process: its pid, its worker index in the control block, and its node.
+    private struct Child {
+        var pid: pid_t
+        var worker: Int
+        var node: Int
+    }
+
+    private func reap(_ children: inout [Child], _ control: ControlBlock,
                       blocking: Bool) -> PipelineError? {
         var failure: PipelineError?
         let deadline = nowNanoseconds() + 2_000_000_000
         while !children.isEmpty {
-            var remaining: [(pid: pid_t, worker: Int)] = []
+            var remaining: [Child] = []
             for child in children {
                 var status: Int32 = 0
                 let done = waitpid(child.pid, &status, WNOHANG)
                 if done == 0 { remaining.append(child); continue }
-                let workerName = nodes[workerNode(child.worker)].name
+                let workerName = nodes[child.node].name
                 let signal = status & 0x7f, code = (status >> 8) & 0xff
                 if signal != 0, failure == nil {
                     failure = .stageCrashed(stage: workerName, item: control.currentItem(worker: child.worker), signal: signal)
@@ -177,15 +184,6 @@ struct PipelineRunner<Element: MatrixElement> {
             usleep(1_000)
         }
         return failure
-    }
-
-    private func workerNode(_ worker: Int) -> Int {
-        var w = worker
-        for (n, node) in nodes.enumerated() where n < nodes.count - 1 {
-            if w < node.replicas { return n }
-            w -= node.replicas
-        }
-        return nodes.count - 1
     }
 
     /// Exit status of a stage process whose failure is recorded in the control block.

@@ -71,6 +71,29 @@ import Testing
         #expect(run.result == (0..<10).map { Double($0) * 6 })
     }
 
+    /// Slots are handed on through kernel stages, handed back by closure stages and the
+    /// sink, and reused `buffer` items later: with mixed replica counts and the smallest
+    /// buffer, every item must still arrive intact and in order.
+    @Test(arguments: [ExecutionMode.threads, .processes], [1, 2])
+    func slotsHandedOnAndBackKeepEveryItem(mode: ExecutionMode, buffer: Int) throws {
+        if Self.skipped(mode) { return }
+        let items = 41
+        let run = try Pipeline(items: items, rows: 3, cols: 5, of: Double.self, replicas: 2) { i, x in
+            x.withUnsafeMutableBufferPointer { $0.initialize(repeating: Double(i)) }
+        }
+        .stage("double", [.multiply(2)], replicas: 3)          // in place, in the source's slot
+        .stage("row sums", rows: 3, cols: 1, replicas: 2) { input, output in  // new slot; returns input's
+            for r in 0..<3 { output[r, 0] = (0..<5).reduce(0) { $0 + input[r, $1] } }
+        }
+        .stage("plus one", [.add(1)])                          // in place, in the closure's slot
+        .run(mode, buffer: buffer, fusion: false, into: [Double]()) { all, x in all.append(x[2, 0]) }
+        let expected: [Double] = (0..<items).map { Double($0) * 10 + 1 }
+        #expect(run.result == expected)
+        #expect(run.stats.stages.allSatisfy { $0.items == items })
+        // Two producing nodes, each with `buffer` slots per replica of 3x5 and 3x1 doubles.
+        #expect(run.stats.sharedMemoryBytes >= 2 * buffer * 2 * 4096)
+    }
+
     struct Boom: Error, CustomStringConvertible { var description: String { "boom" } }
 
     @Test(arguments: [ExecutionMode.threads, .processes])

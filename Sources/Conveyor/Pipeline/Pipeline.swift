@@ -13,9 +13,12 @@ public enum ExecutionMode: String, Sendable, CaseIterable {
 
 /// A producer-consumer pipeline of matrices: a source, stages, and a sink, joined by rings.
 ///
-/// Each item is generated straight into a ring slot by the source; every stage reads its
-/// input in place and writes its output straight into a slot of its output ring (no copy,
-/// no allocation per item); the sink reduces items in order.
+/// Each item is generated straight into a shared-memory slot by the source. Kernel stages
+/// transform it in that slot and hand the slot on; a closure stage reads it in place and
+/// writes its output straight into a slot of its own; the sink reduces items in order, in
+/// place, and hands the slot back for reuse. No matrix is copied, serialized or allocated
+/// per item: rings carry only item numbers. Because only a few slots cycle, the working
+/// set stays in the last-level cache.
 ///
 /// ```swift
 /// let seed = Pipeline(items: 1000, rows: 500, cols: 2000, of: Double.self) { i, x in
@@ -83,8 +86,10 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///
     /// - Parameters:
     ///   - mode: threads or processes.
-    ///   - buffer: slots in flight on each edge (each ring between two workers): the
-    ///     backpressure bound. Shared memory is fixed at start and reported in the stats.
+    ///   - buffer: slots each producing worker (a source or closure-stage replica) owns:
+    ///     at most `buffer` of its items are in flight, and it waits for a slot to come
+    ///     back before writing more (backpressure). Small is fast: 2–3 slots keep the
+    ///     working set in cache. Shared memory is fixed at start and reported in the stats.
     ///   - fusion: fuse adjacent kernel stages (results are identical either way).
     /// - Throws: ``PipelineError`` naming the stage and item when anything fails; nothing
     ///   (process, thread, shared memory) is left behind.

@@ -4,15 +4,15 @@ internal import CKernels
 import Glibc
 #endif
 
-/// Runs one pipeline: builds the rings of every edge, starts a worker (thread or process)
-/// per stage replica, runs the sink on the calling thread, and tears everything down
-/// whatever happens.
+/// Runs one pipeline: lays out the slots and rings (``RunMemory``), starts a worker
+/// (thread or process) per stage replica, runs the sink on the calling thread, and tears
+/// everything down whatever happens.
 ///
-/// Edges: between node n (m replicas) and node n+1 (q replicas) there is one ring per
-/// (producer replica j, consumer replica k). Item i is handled by replica i % r of every
-/// node, so it travels from replica i % m to replica i % q through ring [j][k]; each ring
-/// has one producer and one consumer, and every worker knows which ring holds its next
-/// item, which keeps items in order without any merge step.
+/// Data path (see ``SlotPlan``): the source and closure stages write each item into a slot
+/// of their own pool; kernel stages transform it in that slot and hand it on; the next
+/// closure stage or the sink reads it in place and hands the slot back. Rings carry only
+/// item numbers, forward and back (see ``PipelineRings``). Item i is handled by replica
+/// i % r of every node, which keeps items in order without any merge step.
 struct PipelineRunner<Element: MatrixElement> {
     enum Role {
         case source(@Sendable (Int, inout Matrix<Element>) throws -> Void)
@@ -25,12 +25,29 @@ struct PipelineRunner<Element: MatrixElement> {
         var replicas: Int
         var role: Role
         var outputShape: Shape
+
+        /// Writes new items into slots of its own (the source, closure stages).
+        var producesSlots: Bool {
+            switch role {
+            case .source, .stage(.closure): return true
+            case .stage(.kernel), .sink: return false
+            }
+        }
+
+        /// Reads its input slot and hands it back to its owner (closure stages, the sink).
+        var readsSlots: Bool {
+            switch role {
+            case .stage(.closure), .sink: return true
+            case .source, .stage(.kernel): return false
+            }
+        }
     }
 
     let nodes: [Node]
     let items: Int
     let mode: ExecutionMode
     let buffer: Int
+    let plan: SlotPlan
 
     init(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool) throws(PipelineError) {
         let stages = fusion ? fuse(pipeline.stages) : pipeline.stages
@@ -42,9 +59,6 @@ struct PipelineRunner<Element: MatrixElement> {
         }
         nodes.append(Node(name: "sink", replicas: 1, role: .sink, outputShape: nodes.last!.outputShape))
         guard pipeline.items >= 0 else { throw .invalidDefinition("items must be >= 0, got \(pipeline.items)") }
-        guard buffer >= 1, buffer <= Int(CONVEYOR_RING_MAX_SLOTS) else {
-            throw .invalidDefinition("buffer must be in 1...\(CONVEYOR_RING_MAX_SLOTS), got \(buffer)")
-        }
         for node in nodes {
             guard node.replicas >= 1, node.replicas <= 64 else {
                 throw .invalidDefinition("stage '\(node.name)' has \(node.replicas) replicas; use 1...64")
@@ -53,6 +67,12 @@ struct PipelineRunner<Element: MatrixElement> {
                 throw .invalidDefinition("stage '\(node.name)' outputs \(node.outputShape)")
             }
         }
+        // Every item a replica has in flight must fit one forward ring.
+        let maxReplicas = nodes.map(\.replicas).max()!
+        guard buffer >= 1, buffer * maxReplicas <= Int(CONVEYOR_RING_MAX_SLOTS) else {
+            throw .invalidDefinition("buffer must be in 1...\(Int(CONVEYOR_RING_MAX_SLOTS) / maxReplicas), got \(buffer)")
+        }
+        self.plan = SlotPlan(producesSlots: nodes.map(\.producesSlots))
         self.nodes = nodes
         self.items = pipeline.items
         self.mode = mode
@@ -61,7 +81,7 @@ struct PipelineRunner<Element: MatrixElement> {
 
     /// Runs to completion; `reduce` sees every item in order on the calling thread.
     func run(cancelled: () -> Bool, _ reduce: (Matrix<Element>) throws -> Void) throws(PipelineError) -> PipelineStats {
-        let rings = try RingSet(nodes: nodes, buffer: buffer, elementSize: MemoryLayout<Element>.stride)
+        let memory = try RunMemory(nodes: nodes, plan: plan, buffer: buffer)
         var workers: [(node: Int, replica: Int)] = []
         for n in 0..<(nodes.count - 1) { for k in 0..<nodes[n].replicas { workers.append((n, k)) } }
         let control = try ControlBlock(workers: workers.count)
@@ -72,7 +92,7 @@ struct PipelineRunner<Element: MatrixElement> {
         for (w, worker) in workers.enumerated() {
             switch mode {
             case .threads:
-                guard let thread = startThread({ _ = self.work(worker.node, worker.replica, w, rings, control) }) else {
+                guard let thread = startThread({ _ = self.work(worker.node, worker.replica, w, memory, control) }) else {
                     control.abort()
                     break
                 }
@@ -81,8 +101,8 @@ struct PipelineRunner<Element: MatrixElement> {
                 fflush(nil)
                 let pid = fork()
                 if pid == 0 {
-                    rings.claim(node: worker.node, replica: worker.replica, nodes: nodes)
-                    _exit(work(worker.node, worker.replica, w, rings, control))
+                    claim(node: worker.node, replica: worker.replica, memory.rings)
+                    _exit(work(worker.node, worker.replica, w, memory, control))
                 }
                 if pid < 0 { control.abort() } else { children.append(Child(pid: pid, worker: w, node: worker.node)) }
             }
@@ -92,17 +112,18 @@ struct PipelineRunner<Element: MatrixElement> {
         var sinkError: PipelineError?
         var sinkStats = (items: 0, busy: UInt64(0), inputWait: UInt64(0))
         let progress = ProgressLine(total: items)
+        let sink = nodes.count - 1, last = sink - 1, owner = plan.owner[last]
+        let pool = memory.pools[owner]!
+        let shape = nodes[last].outputShape
         sinkLoop: for item in 0..<items {
-            if cancelled() { sinkError = .cancelled; control.abort(); break sinkLoop }
-            let ring = rings.consumer(edge: nodes.count - 2, from: item % nodes[nodes.count - 2].replicas, to: 0)
-            var data: UnsafeRawPointer?
-            var info = conveyor_frame_info()
+            let ring = memory.rings.forwardConsumer(last, from: item % nodes[last].replicas, to: 0)
             let t0 = nowNanoseconds()
+            var received = -1
             while true {
-                let status = conveyor_ring_receive(ring, 20_000_000, &data, &info)
+                if cancelled() { sinkError = .cancelled; control.abort(); break sinkLoop }
+                let status = PipelineRings.receive(ring, timeout: Self.slice, into: &received)
                 if status == 0 { break }
                 if status == Int32(CONVEYOR_E_TIMEOUT.rawValue) {
-                    if cancelled() { sinkError = .cancelled; control.abort(); break sinkLoop }
                     if let failure = reap(&children, control, blocking: false) { crash = failure; control.abort() }
                     if control.aborted { break sinkLoop }
                     progress.update(item)
@@ -112,10 +133,14 @@ struct PipelineRunner<Element: MatrixElement> {
                 break sinkLoop
             }
             let t1 = nowNanoseconds()
-            let shape = nodes[nodes.count - 1].outputShape
+            guard received == item else {
+                sinkError = .setupFailed("the sink expected item \(item) and received \(received)")
+                control.abort()
+                break sinkLoop
+            }
             do {
-                try SlotMatrix.withMatrix(slot: UnsafeMutablePointer(mutating: data!.assumingMemoryBound(to: Element.self)),
-                                          rows: shape.rows, cols: shape.cols, lender: rings, writeBack: false) {
+                try SlotMatrix.withMatrix(slot: pool.slot(of: item).assumingMemoryBound(to: Element.self),
+                                          rows: shape.rows, cols: shape.cols, lender: memory, writeBack: false) {
                     (matrix: inout Matrix<Element>) in
                     let view = matrix
                     try reduce(view)
@@ -127,6 +152,8 @@ struct PipelineRunner<Element: MatrixElement> {
                 break sinkLoop
             }
             _ = conveyor_ring_release(ring)
+            let back = memory.rings.returnProducer(owner, from: 0, to: item % nodes[owner].replicas)
+            guard PipelineRings.send(back, item, timeout: Self.slice) == 0 else { control.abort(); break sinkLoop }
             sinkStats.items += 1
             sinkStats.busy += nowNanoseconds() - t1
             sinkStats.inputWait += t1 - t0
@@ -148,8 +175,12 @@ struct PipelineRunner<Element: MatrixElement> {
         if sinkStats.items < items {
             throw .setupFailed("the sink received \(sinkStats.items) of \(items) items")
         }
-        return statistics(workers: workers, control: control, sink: sinkStats, seconds: seconds, rings: rings)
+        return statistics(workers: workers, control: control, sink: sinkStats, seconds: seconds, memory: memory)
     }
+
+    /// How long one wait lasts before the waiter checks for an abort, a crash or a
+    /// cancellation: the bound on how late a stop is noticed.
+    static var slice: Int64 { 20_000_000 }
 
     /// Reaps stage processes that ended; returns the first abnormal ending as an error.
     /// With `blocking`, waits for all of them, killing any still alive after 2 s.
@@ -192,44 +223,54 @@ struct PipelineRunner<Element: MatrixElement> {
     /// One worker: replica `k` of node `n`, handling items k, k + r, k + 2r... Returns its
     /// exit status: 0 done (or stopped by an abort), `failedStatus` failed (recorded in
     /// `control`).
-    private func work(_ n: Int, _ k: Int, _ w: Int, _ rings: RingSet, _ control: ControlBlock) -> Int32 {
+    private func work(_ n: Int, _ k: Int, _ w: Int, _ memory: RunMemory, _ control: ControlBlock) -> Int32 {
         // One core per stage worker: parallelism comes from the pipeline and its replicas,
         // and a kernel's own threads would only compete with the other stages.
         _ = conveyor_set_threads_local(1)
-        let node = nodes[n], next = nodes[n + 1]
-        let inShape = n > 0 ? nodes[n - 1].outputShape : node.outputShape
-        let outShape = node.outputShape
+        let node = nodes[n], next = nodes[n + 1], rings = memory.rings
+        let inOwner = n > 0 ? plan.owner[n - 1] : n
+        let outPool = memory.pools[plan.owner[n]]!, inPool = memory.pools[inOwner]!
+        let returnsSlots = node.readsSlots
+        defer {
+            for q in 0..<next.replicas { _ = conveyor_ring_close(rings.forwardProducer(n, from: k, to: q)) }
+            if returnsSlots {
+                for j in 0..<nodes[inOwner].replicas { _ = conveyor_ring_close(rings.returnProducer(inOwner, from: k, to: j)) }
+            }
+        }
         var item = k
-        defer { for q in 0..<next.replicas { _ = conveyor_ring_close(rings.producer(edge: n, from: k, to: q)) } }
         while item < items {
             control.setCurrentItem(worker: w, item)
-            var input: OpaquePointer?
-            var inData: UnsafeRawPointer?
-            var info = conveyor_frame_info()
             let t0 = nowNanoseconds()
+            var input: OpaquePointer?
             if n > 0 {
-                input = rings.consumer(edge: n - 1, from: item % nodes[n - 1].replicas, to: k)
-                guard wait(control, { conveyor_ring_receive(input, 20_000_000, &inData, &info) }) else { return 0 }
+                input = rings.forwardConsumer(n - 1, from: item % nodes[n - 1].replicas, to: k)
+                guard expect(item, from: input!, control, w) else { return Self.exitStatus(control, w) }
             }
             let t1 = nowNanoseconds()
-            let output = rings.producer(edge: n, from: k, to: item % next.replicas)
-            var outData: UnsafeMutableRawPointer?
-            guard wait(control, { conveyor_ring_loan(output, 20_000_000, &outData, nil) }) else { return 0 }
+            if node.producesSlots, outPool.ordinal(of: item) >= buffer {
+                // Reuse the slot of this replica's item `buffer` places back, once it is returned.
+                let earlier = item - node.replicas * buffer
+                let back = rings.returnConsumer(n, from: earlier % nodes[plan.reader[n]!].replicas, to: k)
+                guard expect(earlier, from: back, control, w) else { return Self.exitStatus(control, w) }
+                _ = conveyor_ring_release(back)
+            }
             let t2 = nowNanoseconds()
-            let out = outData!.assumingMemoryBound(to: Element.self)
+            let out = outPool.slot(of: item).assumingMemoryBound(to: Element.self)
+            let outShape = node.outputShape
             do {
                 switch node.role {
                 case let .source(body):
-                    try SlotMatrix.withMatrix(slot: out, rows: outShape.rows, cols: outShape.cols, lender: rings,
+                    try SlotMatrix.withMatrix(slot: out, rows: outShape.rows, cols: outShape.cols, lender: memory,
                                               writeBack: true) { (m: inout Matrix<Element>) in try body(item, &m) }
                 case let .stage(.kernel(ops)):
-                    KernelCalls.program(out, inData!.assumingMemoryBound(to: Element.self), outShape.rows * outShape.cols, ops)
+                    KernelCalls.program(out, out, outShape.rows * outShape.cols, ops)  // in place, slot handed on
                 case let .stage(.closure(body)):
-                    let inSlot = UnsafeMutablePointer(mutating: inData!.assumingMemoryBound(to: Element.self))
-                    try SlotMatrix.withMatrix(slot: inSlot, rows: inShape.rows, cols: inShape.cols, lender: rings,
+                    let inShape = nodes[n - 1].outputShape
+                    try SlotMatrix.withMatrix(slot: inPool.slot(of: item).assumingMemoryBound(to: Element.self),
+                                              rows: inShape.rows, cols: inShape.cols, lender: memory,
                                               writeBack: false) { (input: inout Matrix<Element>) in
                         let view = input
-                        try SlotMatrix.withMatrix(slot: out, rows: outShape.rows, cols: outShape.cols, lender: rings,
+                        try SlotMatrix.withMatrix(slot: out, rows: outShape.rows, cols: outShape.cols, lender: memory,
                                                   writeBack: true) { (m: inout Matrix<Element>) in try body(view, &m) }
                     }
                 case .sink:
@@ -240,14 +281,12 @@ struct PipelineRunner<Element: MatrixElement> {
                 return Self.failedStatus
             }
             let t3 = nowNanoseconds()
-            var outInfo = conveyor_frame_info()
-            outInfo.dtype = Element.dtype == .float64 ? UInt32(CONVEYOR_DTYPE_F64.rawValue) : UInt32(CONVEYOR_DTYPE_F32.rawValue)
-            outInfo.rank = 2
-            outInfo.shape.0 = UInt64(outShape.rows)
-            outInfo.shape.1 = UInt64(outShape.cols)
-            outInfo.byte_length = UInt64(outShape.rows * outShape.cols * MemoryLayout<Element>.stride)
-            outInfo.tag = UInt64(item)
-            guard conveyor_ring_commit(output, &outInfo) == 0 else { control.abort(); return 0 }
+            let onward = rings.forwardProducer(n, from: k, to: item % next.replicas)
+            guard PipelineRings.send(onward, item, timeout: Self.slice) == 0 else { control.abort(); return 0 }
+            if returnsSlots {
+                let back = rings.returnProducer(inOwner, from: k, to: item % nodes[inOwner].replicas)
+                guard PipelineRings.send(back, item, timeout: Self.slice) == 0 else { control.abort(); return 0 }
+            }
             if let input { _ = conveyor_ring_release(input) }
             control.add(worker: w, items: 1, busy: t3 - t2, inputWait: t1 - t0, outputWait: t2 - t1)
             item += node.replicas
@@ -255,22 +294,52 @@ struct PipelineRunner<Element: MatrixElement> {
         return 0
     }
 
-    /// Repeats a ring call in short slices until it succeeds (true), or stops (false) on
-    /// an abort, an end of stream or a dead peer (whose cause is reported elsewhere).
-    private func wait(_ control: ControlBlock, _ attempt: () -> Int32) -> Bool {
+    /// Waits in slices for the next frame on `ring` and checks it carries `item`; false
+    /// after an abort, an end of stream, a dead peer or a wrong item (recorded as a failure).
+    /// On success the frame is held: the caller releases it.
+    private func expect(_ item: Int, from ring: OpaquePointer, _ control: ControlBlock, _ w: Int) -> Bool {
+        var received = -1
         while true {
-            let status = attempt()
-            if status == 0 { return true }
+            let status = PipelineRings.receive(ring, timeout: Self.slice, into: &received)
+            if status == 0 { break }
             if status != Int32(CONVEYOR_E_TIMEOUT.rawValue) || control.aborted {
                 control.abort()
                 return false
             }
         }
+        guard received == item else {
+            _ = conveyor_ring_release(ring)
+            control.fail(worker: w, item: item, message: "protocol error: expected item \(item), received \(received)")
+            return false
+        }
+        return true
+    }
+
+    /// 0 when a worker stopped because of someone else's failure, `failedStatus` when its own
+    /// failure is recorded.
+    private static func exitStatus(_ control: ControlBlock, _ w: Int) -> Int32 {
+        control.failure?.worker == w ? failedStatus : 0
+    }
+
+    /// In a forked stage process: claims the ring ends replica `k` of node `n` uses, so that
+    /// its peers notice at once if this process dies.
+    private func claim(node n: Int, replica k: Int, _ rings: PipelineRings) {
+        if n > 0 {
+            for j in 0..<nodes[n - 1].replicas { _ = conveyor_ring_claim(rings.forwardConsumer(n - 1, from: j, to: k)) }
+        }
+        for q in 0..<nodes[n + 1].replicas { _ = conveyor_ring_claim(rings.forwardProducer(n, from: k, to: q)) }
+        if nodes[n].producesSlots, let reader = plan.reader[n] {
+            for r in 0..<nodes[reader].replicas { _ = conveyor_ring_claim(rings.returnConsumer(n, from: r, to: k)) }
+        }
+        if nodes[n].readsSlots {
+            let owner = plan.owner[n - 1]
+            for j in 0..<nodes[owner].replicas { _ = conveyor_ring_claim(rings.returnProducer(owner, from: k, to: j)) }
+        }
     }
 
     private func statistics(workers: [(node: Int, replica: Int)], control: ControlBlock,
                             sink: (items: Int, busy: UInt64, inputWait: UInt64), seconds: Double,
-                            rings: RingSet) -> PipelineStats {
+                            memory: RunMemory) -> PipelineStats {
         var rows: [PipelineStats.StageStats] = []
         for (n, node) in nodes.enumerated() {
             var items = 0, busy: UInt64 = 0, inWait: UInt64 = 0, outWait: UInt64 = 0
@@ -288,6 +357,6 @@ struct PipelineRunner<Element: MatrixElement> {
                               itemsPerSecond: Double(items) / wall,
                               utilization: Double(busy) / 1e9 / wall / Double(node.replicas)))
         }
-        return PipelineStats(stages: rows, seconds: seconds, sharedMemoryBytes: rings.bytes, mode: mode)
+        return PipelineStats(stages: rows, seconds: seconds, sharedMemoryBytes: memory.bytes, mode: mode)
     }
 }

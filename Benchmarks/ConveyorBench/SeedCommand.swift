@@ -21,9 +21,11 @@ struct SeedCommand: ParsableCommand {
     @Option(help: "Element type: f64 or f32.") var dtype = "f64"
     @Option(help: "Comma-separated variants (default: all).") var variants: String?
     @Option(help: "Write the rows as a JSON array to this path.") var json: String?
+    @Flag(help: "Print each pipeline variant's per-stage statistics (busy, waits, bottleneck).")
+    var stats = false
 
     static let allVariants = ["serial", "serial-fused", "pipeline-threads", "pipeline-processes",
-                              "pipeline-processes-fused", "replicated", "copy-queue"]
+                              "pipeline-processes-fused", "replicated", "replicated-materialized", "copy-queue"]
 
     func validate() throws {
         guard samples > 0, rows > 0, cols > 0, buffer > 0 else {
@@ -41,8 +43,8 @@ struct SeedCommand: ParsableCommand {
         print("conveyor-bench seed: \(samples) samples of \(rows)x\(cols) \(dtype), buffer \(buffer)")
         print("machine: \(machineDescription())\n")
         let rowsOut = dtype == "f64"
-            ? try SeedSuite<Double>(samples: samples, rows: rows, cols: cols, buffer: buffer).run(chosen)
-            : try SeedSuite<Float>(samples: samples, rows: rows, cols: cols, buffer: buffer).run(chosen)
+            ? try SeedSuite<Double>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats).run(chosen)
+            : try SeedSuite<Float>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats).run(chosen)
         printSeedTable(rowsOut.rows, memcpyGBs: rowsOut.memcpyGBs)
         if let json {
             try writeJSON(rowsOut.rows, to: json)

@@ -12,6 +12,8 @@ struct SeedSuite<T: BenchElement> {
     let rows: Int
     let cols: Int
     let buffer: Int
+    /// Print each pipeline run's per-stage statistics.
+    var showStats = false
 
     var count: Int { rows * cols }
     var sampleBytes: Int { count * MemoryLayout<T>.stride }
@@ -22,6 +24,7 @@ struct SeedSuite<T: BenchElement> {
         switch variant {
         case "serial", "pipeline-threads", "pipeline-processes": return 8  // fill, h, g, f, sum
         case "copy-queue": return 8 + 16  // ... plus four pipe edges, each copied in and out
+        case "replicated": return 0  // nothing is stored: compute only
         default: return 4  // fill, one fused pass, sum
         }
     }
@@ -49,13 +52,16 @@ struct SeedSuite<T: BenchElement> {
     }
 
     private func run(_ variant: String) throws -> Double {
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let fused: [ElementwiseOp<T>] = [.square, .multiply(3), .add(1)]
         let source = Pipeline(items: samples, rows: rows, cols: cols, of: T.self) { i, x in
             x.fillUniform(seed: Self.seed, stream: UInt64(i))
         }
         let stages = source.stage("h", [.square]).stage("g", [.multiply(3)]).stage("f", [.add(1)])
         func total(_ mode: ExecutionMode, fusion: Bool, _ pipeline: Pipeline<T>) throws -> Double {
-            try pipeline.run(mode, buffer: buffer, fusion: fusion, into: 0.0) { $0 += $1.sum() }.result
+            let run = try pipeline.run(mode, buffer: buffer, fusion: fusion, into: 0.0) { $0 += $1.sum() }
+            if showStats { print("\(variant):\n\(run.stats)\n") }
+            return run.result
         }
         switch variant {
         case "serial": return serial(fused: false)
@@ -64,12 +70,28 @@ struct SeedSuite<T: BenchElement> {
         case "pipeline-processes": return try total(.processes, fusion: false, stages)
         case "pipeline-processes-fused": return try total(.processes, fusion: true, stages)
         case "replicated":
-            let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            // The question's "parallelize samples, not functions": one process per core,
+            // each generating, transforming and summing whole samples in one fused pass
+            // over cache-sized blocks (the sample is never stored); only each sample's sum
+            // crosses to the sink, which adds them in order, as serial does.
+            let replicated = Pipeline(items: samples, rows: 1, cols: 1, of: Double.self, replicas: cores) { i, sum in
+                sum[0, 0] = try Matrix<T>.uniformSum(rows: rows, cols: cols, seed: Self.seed, stream: UInt64(i),
+                                                     applying: fused)
+            }
+            let run = try replicated.run(.processes, buffer: buffer, into: 0.0) { $0 += $1[0, 0] }
+            if showStats { print("\(variant):\n\(run.stats)\n") }
+            return run.result
+        case "replicated-materialized":
+            // The same, but each sample is materialized in a slot (8 MB written, then read
+            // by a replicated sum stage): what replication costs when the matrices matter.
             let replicated = Pipeline(items: samples, rows: rows, cols: cols, of: T.self, replicas: cores) { i, x in
                 x.fillUniform(seed: Self.seed, stream: UInt64(i))
                 try x.apply(fused)
             }
-            return try total(.processes, fusion: true, replicated)
+            .stage("sum", rows: 1, cols: 1, replicas: cores) { x, total in total[0, 0] = T(x.sum()) }
+            let run = try replicated.run(.processes, buffer: buffer, into: 0.0) { $0 += Double($1[0, 0]) }
+            if showStats { print("\(variant):\n\(run.stats)\n") }
+            return run.result
         case "copy-queue": return try copyQueue()
         default: fatalError("unknown variant \(variant)")
         }

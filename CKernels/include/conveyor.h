@@ -334,6 +334,28 @@ int conveyor_f64_sum(const double *x, size_t n, double *result);
 /** Sum of floats, each widened to double, accumulated as conveyor_f64_sum does. */
 int conveyor_f32_sum(const float *x, size_t n, double *result);
 
+/**
+ * Generate, transform and sum in one pass: *result is, to the bit, what
+ * conveyor_f64_fill_uniform(tmp, n, seed, stream, first), then
+ * conveyor_f64_program(tmp, tmp, n, ops, count), then conveyor_f64_sum(tmp, n) give on
+ * the same thread count — but the n values are never stored: each thread makes, transforms
+ * and sums blocks of 4096 values that stay in its L1/L2 cache. This is the fused answer to
+ * "sum f(g(h(x))) over generated samples" when nothing else needs the samples.
+ * Only ops without an operand array (codes below CONVEYOR_OP_ADD) are accepted.
+ * Cost: compute only (one hash, the program's steps and one TwoSum per value); no memory
+ * traffic, 32 KB of stack per thread.
+ * Errors: CONVEYOR_E_NULL_POINTER (result; ops with count > 0), CONVEYOR_E_INVALID_ARGUMENT
+ * (count > CONVEYOR_PROGRAM_MAX_OPS, an unknown opcode, an op with an operand, a nonzero
+ * reserved field), CONVEYOR_E_OVERFLOW (n * 8 exceeds PTRDIFF_MAX).
+ */
+int conveyor_f64_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+                                     const conveyor_op *ops, size_t count, double *result);
+
+/** The float version: values generated and transformed in float (as conveyor_f32_fill_uniform
+ * and conveyor_f32_program), summed in double as conveyor_f32_sum. */
+int conveyor_f32_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+                                     const conveyor_op *ops, size_t count, double *result);
+
 /* ===================================================================================
  * 7. Random numbers: counter-based uniform [0, 1)
  *

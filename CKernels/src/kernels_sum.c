@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <string.h>
 
 /* 32 lanes: four AVX-512 (or eight AVX2) registers of sums, enough independent chains to
  * hide the adder's latency. */
@@ -35,27 +36,59 @@ static inline void cv_merge(cv_compensated *acc, cv_compensated part) {
     acc->c += part.c;
 }
 
-#define CV_SUM_KERNEL(NAME, T)                                                         \
-    CV_SIMD_CLONES static cv_compensated NAME(const T *restrict x, size_t n) {         \
-        double s[CV_LANES] = {0}, c[CV_LANES] = {0};                                   \
-        size_t i = 0;                                                                  \
-        for (; i + CV_LANES <= n; i += CV_LANES) {                                     \
-            for (int l = 0; l < CV_LANES; l++) {                                       \
-                double v = (double)x[i + l];                                           \
-                double t = s[l] + v;                                                   \
-                double z = t - s[l];                                                   \
-                c[l] += (s[l] - (t - z)) + (v - z);                                    \
-                s[l] = t;                                                              \
-            }                                                                          \
-        }                                                                              \
-        cv_compensated acc = {0, 0};                                                   \
-        for (int l = 0; l < CV_LANES; l++) cv_merge(&acc, (cv_compensated){s[l], c[l]}); \
-        for (; i < n; i++) cv_two_sum_into(&acc, (double)x[i]);                        \
-        return acc;                                                                    \
+/* Per-lane running sums and errors. Lane l takes elements lo + l, lo + l + CV_LANES...
+ * of a range; feeding a range in pieces whose lengths are multiples of CV_LANES keeps
+ * every element in the same lane, so the result is the same bits as one pass. */
+typedef struct {
+    double s[CV_LANES], c[CV_LANES];
+} cv_lanes;
+
+#define CV_LANES_KERNEL(NAME, T)                                                      \
+    CV_SIMD_CLONES static void NAME(cv_lanes *restrict st, const T *restrict x, size_t n) { \
+        double s[CV_LANES], c[CV_LANES];                                              \
+        memcpy(s, st->s, sizeof s);                                                   \
+        memcpy(c, st->c, sizeof c);                                                   \
+        for (size_t i = 0; i + CV_LANES <= n; i += CV_LANES) {                        \
+            for (int l = 0; l < CV_LANES; l++) {                                      \
+                double v = (double)x[i + l];                                          \
+                double t = s[l] + v;                                                  \
+                double z = t - s[l];                                                  \
+                c[l] += (s[l] - (t - z)) + (v - z);                                   \
+                s[l] = t;                                                             \
+            }                                                                         \
+        }                                                                             \
+        memcpy(st->s, s, sizeof s);                                                   \
+        memcpy(st->c, c, sizeof c);                                                   \
     }
 
-CV_SUM_KERNEL(cv_f64_sum_range, double)
-CV_SUM_KERNEL(cv_f32_sum_range, float)
+CV_LANES_KERNEL(cv_f64_lanes_add, double)
+CV_LANES_KERNEL(cv_f32_lanes_add, float)
+
+/* Merges the lanes in order, then adds the range's last n % CV_LANES elements. */
+#define CV_LANES_FINISH(NAME, T)                                                      \
+    static cv_compensated NAME(const cv_lanes *st, const T *tail, size_t count) {     \
+        cv_compensated acc = {0, 0};                                                  \
+        for (int l = 0; l < CV_LANES; l++) cv_merge(&acc, (cv_compensated){st->s[l], st->c[l]}); \
+        for (size_t i = 0; i < count; i++) cv_two_sum_into(&acc, (double)tail[i]);    \
+        return acc;                                                                   \
+    }
+
+CV_LANES_FINISH(cv_f64_lanes_finish, double)
+CV_LANES_FINISH(cv_f32_lanes_finish, float)
+
+static cv_compensated cv_f64_sum_range(const double *x, size_t n) {
+    cv_lanes st = {{0}, {0}};
+    size_t body = n - n % CV_LANES;
+    cv_f64_lanes_add(&st, x, body);
+    return cv_f64_lanes_finish(&st, x + body, n - body);
+}
+
+static cv_compensated cv_f32_sum_range(const float *x, size_t n) {
+    cv_lanes st = {{0}, {0}};
+    size_t body = n - n % CV_LANES;
+    cv_f32_lanes_add(&st, x, body);
+    return cv_f32_lanes_finish(&st, x + body, n - body);
+}
 
 typedef struct {
     const void *x;
@@ -93,4 +126,75 @@ int conveyor_f64_sum(const double *x, size_t n, double *result) {
 
 int conveyor_f32_sum(const float *x, size_t n, double *result) {
     return cv_sum(x, n, sizeof(float), result);
+}
+
+/* ---- Generate, transform and sum in one pass (conveyor.h §6) ----------------------
+ * Each chunk (the sum's fixed partition) walks its range in blocks of CV_FUSED_BLOCK
+ * values: the public fill and program kernels write a block into a stack buffer (below
+ * the parallel threshold, so they run inline on this thread), and the lanes take it while
+ * it is still in L1/L2. Blocks are multiples of CV_LANES, so every value lands in the lane
+ * it would have in one pass over a filled array: the bits equal fill + program + sum. */
+#define CV_FUSED_BLOCK 4096
+
+typedef struct {
+    uint64_t seed, stream, first;
+    const conveyor_op *ops;
+    size_t count;
+    cv_compensated partial[CV_MAX_CHUNKS];
+} cv_uniform_sum_ctx;
+
+#define CV_UNIFORM_SUM_CHUNK(NAME, T, SFX)                                               \
+    static void NAME(void *raw, int chunk, size_t lo, size_t hi) {                        \
+        cv_uniform_sum_ctx *ctx = raw;                                                    \
+        _Alignas(64) T block[CV_FUSED_BLOCK];                                             \
+        cv_lanes st = {{0}, {0}};                                                         \
+        for (size_t i = lo; i < hi;) {                                                    \
+            size_t m = hi - i < CV_FUSED_BLOCK ? hi - i : CV_FUSED_BLOCK;                 \
+            /* Cannot fail: the buffer is valid and the program was checked. */          \
+            (void)conveyor_##SFX##_fill_uniform(block, m, ctx->seed, ctx->stream, ctx->first + i); \
+            (void)conveyor_##SFX##_program(block, block, m, ctx->ops, ctx->count);        \
+            size_t body = m - m % CV_LANES;                                               \
+            cv_##SFX##_lanes_add(&st, block, body);                                       \
+            i += m;                                                                       \
+            if (i == hi) ctx->partial[chunk] = cv_##SFX##_lanes_finish(&st, block + body, m - body); \
+        }                                                                                 \
+    }
+
+CV_UNIFORM_SUM_CHUNK(cv_f64_uniform_sum_chunk, double, f64)
+CV_UNIFORM_SUM_CHUNK(cv_f32_uniform_sum_chunk, float, f32)
+
+static int cv_uniform_program_sum(size_t n, size_t elem_size, uint64_t seed, uint64_t stream,
+                                  uint64_t first, const conveyor_op *ops, size_t count,
+                                  double *result) {
+    if (result == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (count > CONVEYOR_PROGRAM_MAX_OPS) return CONVEYOR_E_INVALID_ARGUMENT;
+    if (count > 0 && ops == NULL) return CONVEYOR_E_NULL_POINTER;
+    for (size_t k = 0; k < count; k++) {
+        /* Ops with an operand array would need one as long as the virtual input. */
+        if (ops[k].code < CONVEYOR_OP_COPY || ops[k].code >= CONVEYOR_OP_ADD || ops[k].reserved != 0)
+            return CONVEYOR_E_INVALID_ARGUMENT;
+    }
+    if (n > (size_t)PTRDIFF_MAX / elem_size) return CONVEYOR_E_OVERFLOW;
+    *result = 0;
+    if (n == 0) return CONVEYOR_OK;
+
+    cv_uniform_sum_ctx ctx = {.seed = seed, .stream = stream, .first = first, .ops = ops, .count = count};
+    /* The same n and byte count as conveyor_*_sum: the same chunks. */
+    int chunks = cv_for_chunks(n, n * elem_size, true, &ctx,
+                               elem_size == sizeof(float) ? cv_f32_uniform_sum_chunk
+                                                          : cv_f64_uniform_sum_chunk);
+    cv_compensated total = {0, 0};
+    for (int c = 0; c < chunks; c++) cv_merge(&total, ctx.partial[c]);
+    *result = isfinite(total.s) ? total.s + total.c : total.s;
+    return CONVEYOR_OK;
+}
+
+int conveyor_f64_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+                                     const conveyor_op *ops, size_t count, double *result) {
+    return cv_uniform_program_sum(n, sizeof(double), seed, stream, first, ops, count, result);
+}
+
+int conveyor_f32_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+                                     const conveyor_op *ops, size_t count, double *result) {
+    return cv_uniform_program_sum(n, sizeof(float), seed, stream, first, ops, count, result);
 }

@@ -1,4 +1,5 @@
 import CKernels
+import Conveyor
 import Testing
 
 /// Accuracy of the compensated sum on ill-conditioned input, against an exact reference.
@@ -103,5 +104,49 @@ import Testing
         #expect(Self.conveyorSum([Double](repeating: 1, count: 100) + [-.infinity]) == -.infinity)
         #expect(Self.conveyorSum([Double.infinity, -.infinity]).isNaN)
         #expect(Self.conveyorSum([Double](repeating: .greatestFiniteMagnitude, count: 40)) == .infinity)
+    }
+
+    /// The fused generate-transform-sum gives the bits of uniform, applying, then sum, for
+    /// lengths around the block and lane sizes, both dtypes and both thread counts.
+    @Test(arguments: [0, 1, 31, 32, 4095, 4097, 100_003, 1_000_000])
+    func uniformSumEqualsTheMaterializedSum(count: Int) throws {
+        let program64: [ElementwiseOp<Double>] = [.square, .multiply(3), .add(1)]
+        let program32: [ElementwiseOp<Float>] = [.square, .multiply(3), .add(1)]
+        for threads in [1, 2] {
+            _ = conveyor_set_threads_local(Int32(threads))
+            defer { _ = conveyor_set_threads_local(0) }
+            let x64 = try Matrix<Double>.uniform(rows: 1, cols: count, seed: 7, stream: 3).applying(program64)
+            #expect(try Matrix<Double>.uniformSum(rows: 1, cols: count, seed: 7, stream: 3, applying: program64)
+                    == x64.sum(), "f64 n \(count) threads \(threads)")
+            let x32 = try Matrix<Float>.uniform(rows: 1, cols: count, seed: 7, stream: 3).applying(program32)
+            #expect(try Matrix<Float>.uniformSum(rows: 1, cols: count, seed: 7, stream: 3, applying: program32)
+                    == x32.sum(), "f32 n \(count) threads \(threads)")
+        }
+    }
+
+    @Test func uniformSumRejectsWhatItCannotRun() throws {
+        let other = try Matrix<Double>(rows: 2, cols: 2, repeating: 1)
+        #expect(throws: MatrixError.operandNotAllowed(step: 1)) {
+            try Matrix<Double>.uniformSum(rows: 2, cols: 2, seed: 1, applying: [.square, .addMatrix(other)])
+        }
+        #expect(throws: MatrixError.invalidShape(rows: -1, cols: 2)) {
+            try Matrix<Double>.uniformSum(rows: -1, cols: 2, seed: 1, applying: [])
+        }
+        #expect(throws: MatrixError.programTooLong(steps: 17, limit: 16)) {
+            try Matrix<Double>.uniformSum(rows: 2, cols: 2, seed: 1, applying: Array(repeating: .square, count: 17))
+        }
+        // The C entry point checks the same things itself.
+        var result = 0.0
+        var op = conveyor_op(code: Int32(CONVEYOR_OP_ADD.rawValue), reserved: 0, a: 0, b: 0, operand: nil)
+        let invalid = Int32(CONVEYOR_E_INVALID_ARGUMENT.rawValue), null = Int32(CONVEYOR_E_NULL_POINTER.rawValue)
+        let overflow = Int32(CONVEYOR_E_OVERFLOW.rawValue)
+        let withOperand: Int32 = conveyor_f64_uniform_program_sum(4, 1, 0, 0, &op, 1, &result)
+        let noOps: Int32 = conveyor_f64_uniform_program_sum(4, 1, 0, 0, nil, 1, &result)
+        let noResult: Int32 = conveyor_f64_uniform_program_sum(4, 1, 0, 0, nil, 0, nil)
+        let tooMany: Int32 = conveyor_f64_uniform_program_sum(Int.max, 1, 0, 0, nil, 0, &result)
+        #expect(withOperand == invalid)
+        #expect(noOps == null)
+        #expect(noResult == null)
+        #expect(tooMany == overflow)
     }
 }

@@ -44,6 +44,24 @@ enum KernelCalls {
         trapOnFailure(status, "fill_uniform")
     }
 
+    /// Scalar steps only: the caller has checked that no step has an operand.
+    static func uniformProgramSum<E: MatrixElement>(
+        _ count: Int, seed: UInt64, stream: UInt64, _ ops: [ElementwiseOp<E>]
+    ) -> Double {
+        let steps = ops.map(cStep)
+        var result = 0.0
+        let status: Int32 = steps.withUnsafeBufferPointer { steps in
+            switch E.dtype {
+            case .float64:
+                conveyor_f64_uniform_program_sum(count, seed, stream, 0, steps.baseAddress, steps.count, &result)
+            case .float32:
+                conveyor_f32_uniform_program_sum(count, seed, stream, 0, steps.baseAddress, steps.count, &result)
+            }
+        }
+        trapOnFailure(status, "uniform_program_sum")
+        return result
+    }
+
     private static func cStep<E: MatrixElement>(_ op: ElementwiseOp<E>) -> conveyor_op {
         func step(_ code: conveyor_opcode, _ a: E = 0, _ b: E = 0) -> conveyor_op {
             conveyor_op(code: Int32(code.rawValue), reserved: 0, a: Double(a), b: Double(b),

@@ -22,6 +22,29 @@ extension Matrix {
         KernelCalls.fillUniform(storage.base, count, seed: seed, stream: stream, first: 0)
     }
 
+    /// The sum that `try Matrix.uniform(rows:cols:seed:stream:).applying(program).sum()`
+    /// returns, to the bit, computed without making the matrix.
+    ///
+    /// Generation, the program and the sum run fused over blocks of 4096 values that stay
+    /// in each core's L1/L2 cache: compute only, no allocation and no memory traffic. This
+    /// is the fastest form of "sum f(g(h(x)))" when nothing else needs the sample. Parallel
+    /// for large shapes, on ``Kernels/threads`` threads (the bits depend on that count, as
+    /// for ``sum()``). The C function is `conveyor_f64_uniform_program_sum` (or `_f32_`).
+    /// - Throws: ``MatrixError/invalidShape(rows:cols:)``,
+    ///   ``MatrixError/programTooLong(steps:limit:)``, and
+    ///   ``MatrixError/operandNotAllowed(step:)`` for a step that reads a matrix.
+    public static func uniformSum(rows: Int, cols: Int, seed: UInt64, stream: UInt64 = 0,
+                                  applying program: [ElementwiseOp<Element>]) throws(MatrixError) -> Double {
+        let (count, overflow) = rows.multipliedReportingOverflow(by: cols)
+        guard rows >= 0, cols >= 0, !overflow, count <= Int.max / MemoryLayout<Element>.stride else {
+            throw .invalidShape(rows: rows, cols: cols)
+        }
+        let limit = ElementwiseOp<Element>.maxProgramLength
+        guard program.count <= limit else { throw .programTooLong(steps: program.count, limit: limit) }
+        if let step = program.firstIndex(where: { $0.operand != nil }) { throw .operandNotAllowed(step: step) }
+        return KernelCalls.uniformProgramSum(count, seed: seed, stream: stream, program)
+    }
+
     /// The sum of all elements, accumulated in `Double` with compensated arithmetic.
     ///
     /// Accurate to about one rounding of the exact sum even when terms cancel, and

@@ -13,6 +13,9 @@ public enum MatrixError: Error, Equatable, Sendable, CustomStringConvertible {
     case allocationFailed(bytes: Int)
     /// A fused program has more steps than the kernels accept.
     case programTooLong(steps: Int, limit: Int)
+    /// A program step reads a matrix operand where there is no matrix to match it against
+    /// (``Matrix/uniformSum(rows:cols:seed:stream:applying:)``).
+    case operandNotAllowed(step: Int)
 
     /// A human-readable explanation naming the offending values.
     public var description: String {
@@ -27,6 +30,8 @@ public enum MatrixError: Error, Equatable, Sendable, CustomStringConvertible {
             return "could not allocate \(bytes) bytes of 64-byte-aligned memory"
         case let .programTooLong(steps, limit):
             return "a fused program has \(steps) steps; the limit is \(limit)"
+        case let .operandNotAllowed(step):
+            return "program step \(step) reads a matrix operand; only scalar steps can run on generated values"
         }
     }
 }

@@ -23,6 +23,10 @@ struct SeedCommand: ParsableCommand {
     @Option(help: "Write the rows as a JSON array to this path.") var json: String?
     @Flag(help: "Print each pipeline variant's per-stage statistics (busy, waits, bottleneck).")
     var stats = false
+    @Flag(help: "Also run the Python ports of the question's variants (python3 + numpy) in the same run.")
+    var withPython = false
+    @Option(help: "The Python ports' script.") var pythonScript = "Benchmarks/python/seed_variants.py"
+    @Option(help: "Write an SVG bar chart of the table (ms per sample, log axis) to this path.") var chart: String?
 
     static let allVariants = ["serial", "serial-fused", "pipeline-threads", "pipeline-processes",
                               "pipeline-processes-fused", "replicated", "replicated-materialized", "copy-queue"]
@@ -41,44 +45,129 @@ struct SeedCommand: ParsableCommand {
 
     func run() throws {
         print("conveyor-bench seed: \(samples) samples of \(rows)x\(cols) \(dtype), buffer \(buffer)")
-        print("machine: \(machineDescription())\n")
-        let rowsOut = dtype == "f64"
+        let machine = machineDescription()
+        print("machine: \(machine)\n")
+        var (table, memcpyGBs) = dtype == "f64"
             ? try SeedSuite<Double>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats).run(chosen)
             : try SeedSuite<Float>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats).run(chosen)
-        printSeedTable(rowsOut.rows, memcpyGBs: rowsOut.memcpyGBs)
-        if let json {
-            try writeJSON(rowsOut.rows, to: json)
-            print("\nwrote \(rowsOut.rows.count) rows to \(json)")
+        var note: String?
+        if withPython {
+            if dtype != "f64" {
+                note = "the Python ports run float64 only; rerun with --dtype f64 to compare"
+            } else {
+                do throws(PythonBaselines.Unavailable) {
+                    let report = try PythonBaselines.run(script: pythonScript, samples: samples, rows: rows, cols: cols,
+                                                         buffer: buffer)
+                    table = withRatios(table + pythonRows(report, table: table, memcpyGBs: memcpyGBs))
+                    note = "Python \(report.python), numpy \(report.numpy). Python checksums agree among themselves; "
+                        + "they differ from Conveyor's because numpy's generator and sum are not Conveyor's."
+                } catch {
+                    note = "no Python comparison: \(error)"
+                }
+            }
         }
+        print("")
+        printSeedTable(table, memcpyGBs: memcpyGBs)
+        if let note { print(note) }
+        printTargets(table)
+        if let json {
+            try writeJSON(table, to: json)
+            print("\nwrote \(table.count) rows to \(json)")
+        }
+        if let chart {
+            let title = "\(samples) samples of \(rows)x\(cols) \(dtype) through h, g, f; \(machine)"
+            try SeedChart(rows: table, memcpyGBs: memcpyGBs, sampleBytes: rows * cols * (dtype == "f64" ? 8 : 4),
+                          title: title).svg().write(toFile: chart, atomically: true, encoding: .utf8)
+            print("wrote the chart to \(chart)")
+        }
+    }
+
+    /// The Python ports' rows, named python-<variant>.
+    private func pythonRows(_ report: PythonBaselines.Report, table: [SeedRow], memcpyGBs: Double) -> [SeedRow] {
+        let serial = table.first { $0.variant == "serial" }?.seconds
+        return report.rows.map { r in
+            SeedRow(variant: "python-" + r.variant, impl: "python", samples: r.samples, seconds: r.seconds,
+                    msPerSample: r.ms_per_sample, samplesPerS: Double(r.samples) / r.seconds, gbPerS: nil,
+                    memcpyGbPerS: memcpyGBs, speedupVsSerial: serial.map { $0 / r.seconds } ?? .nan, checksum: r.checksum)
+        }
+    }
+
+    /// Every row's ratio to the question's multiprocessing.Queue pipeline and to the
+    /// fastest Python port (time of theirs / time of the row).
+    private func withRatios(_ table: [SeedRow]) -> [SeedRow] {
+        let mpQueue = table.first { $0.variant == "python-mp-queue" }?.seconds
+        let fastest = table.filter { $0.impl == "python" }.map(\.seconds).min()
+        return table.map { row in
+            var row = row
+            row.vsMpQueue = mpQueue.map { $0 / row.seconds }
+            row.vsFastestPython = fastest.map { $0 / row.seconds }
+            return row
+        }
+    }
+
+    /// The targets, as ratios from this run.
+    private func printTargets(_ table: [SeedRow]) {
+        func seconds(_ variant: String) -> Double? { table.first { $0.variant == variant }?.seconds }
+        var lines: [String] = []
+        if let p = seconds("pipeline-processes"), let t = seconds("pipeline-threads") {
+            lines.append("pipeline-processes / pipeline-threads time: \(format(p / t, 2)) (target <= 1.15)")
+        }
+        if let p = seconds("pipeline-processes"), let s = seconds("serial") {
+            lines.append("pipeline-processes vs serial: \(format(s / p, 2))x faster (target >= 1.3)")
+        }
+        if let p = seconds("pipeline-processes"), let q = seconds("python-mp-queue") {
+            lines.append("pipeline-processes vs python-mp-queue: \(format(q / p, 1))x faster (target >= 40)")
+        }
+        let conveyor = table.filter { $0.impl == "conveyor" }.min { $0.seconds < $1.seconds }
+        let python = table.filter { $0.impl == "python" }.min { $0.seconds < $1.seconds }
+        if let c = conveyor, let p = python {
+            lines.append("fastest Conveyor (\(c.variant)) vs fastest Python (\(p.variant)): "
+                         + "\(format(p.seconds / c.seconds, 1))x faster (target >= 12)")
+        }
+        if !lines.isEmpty { print("\n" + lines.joined(separator: "\n")) }
     }
 }
 
 /// One variant's result: a table line and a JSON object.
 struct SeedRow: Encodable {
     var variant: String
+    /// "conveyor" or "python".
+    var impl = "conveyor"
     var samples: Int
     var seconds: Double
     var msPerSample: Double
     var samplesPerS: Double
-    /// Bytes the variant's memory passes read and write per sample (see `bytesPerSample`).
-    var gbPerS: Double
+    /// Bytes the variant's memory passes read and write per second (Conveyor rows only).
+    var gbPerS: Double?
     /// This run's memcpy bandwidth (read + write bytes per second), for the roofline.
     var memcpyGbPerS: Double
     var speedupVsSerial: Double
+    /// Time of the question's multiprocessing.Queue pipeline / this row's (with --with-python).
+    var vsMpQueue: Double?
+    /// Time of the fastest Python variant / this row's (with --with-python).
+    var vsFastestPython: Double?
     var checksum: Double
 
     enum CodingKeys: String, CodingKey {
-        case variant, samples, seconds, checksum
+        case variant, impl, samples, seconds, checksum
         case msPerSample = "ms_per_sample", samplesPerS = "samples_per_s", gbPerS = "gb_per_s"
         case memcpyGbPerS = "memcpy_gb_per_s", speedupVsSerial = "speedup_vs_serial"
+        case vsMpQueue = "vs_mp_queue", vsFastestPython = "vs_fastest_python"
     }
 }
 
 func printSeedTable(_ rows: [SeedRow], memcpyGBs: Double) {
-    let header = ["variant", "seconds", "ms/sample", "samples/s", "GB/s", "of memcpy", "vs serial", "checksum"]
+    let python = rows.contains { $0.impl == "python" }
+    var header = ["variant", "seconds", "ms/sample", "samples/s", "GB/s", "of memcpy", "vs serial"]
+    if python { header += ["vs mp-queue", "vs best py"] }
+    header.append("checksum")
     let cells = rows.map { r in
-        [r.variant, format(r.seconds, 3), format(r.msPerSample, 3), format(r.samplesPerS, 1), format(r.gbPerS, 1),
-         format(r.gbPerS / memcpyGBs, 2), format(r.speedupVsSerial, 2) + "x", String(format: "%.6f", r.checksum)]
+        var line = [r.variant, format(r.seconds, 3), format(r.msPerSample, 3), format(r.samplesPerS, 1),
+                    r.gbPerS.map { format($0, 1) } ?? "-", r.gbPerS.map { format($0 / memcpyGBs, 2) } ?? "-",
+                    format(r.speedupVsSerial, 2) + "x"]
+        if python { line += [r.vsMpQueue.map { format($0, 1) + "x" } ?? "-", r.vsFastestPython.map { format($0, 1) + "x" } ?? "-"] }
+        line.append(String(format: "%.6f", r.checksum))
+        return line
     }
     printAligned(header: header, leftAligned: 1, cells)
     print("\nmemcpy on this machine, same run: \(format(memcpyGBs, 1)) GB/s (bytes read + written per second, 8 MB copies)")

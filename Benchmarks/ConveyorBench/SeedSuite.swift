@@ -42,7 +42,8 @@ struct SeedSuite<T: BenchElement> {
             let checksum = try run(variant)
             let seconds = Double(monotonicNanoseconds() - start) / 1e9
             if variant == "serial" { serialSeconds = seconds }
-            let gbs = Double(Self.passes(variant) * sampleBytes * samples) / seconds / 1e9
+            let passes = Self.passes(variant)
+            let gbs = passes == 0 ? nil : Double(passes * sampleBytes * samples) / seconds / 1e9
             rows.append(SeedRow(variant: variant, samples: samples, seconds: seconds,
                                 msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
                                 gbPerS: gbs, memcpyGbPerS: memcpyGBs,

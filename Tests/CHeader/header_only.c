@@ -54,6 +54,11 @@ int main(void) {
     CHECK(fabs(sum / (double)n - 2.0) < 0.01);
     printf("mean of 3x^2+1 over %zu samples: %.6f\n", n, sum / (double)n);
 
+    /* The fused generate-transform-sum gives the same bits without storing anything. */
+    double fused_sum = 0;
+    CHECK(conveyor_f64_uniform_program_sum(n, 2016, 0, 0, program, 3, &fused_sum) == CONVEYOR_OK);
+    CHECK(fused_sum == sum);
+
     /* Same values whatever the chunking. */
     CHECK(conveyor_f64_fill_uniform(out, 10, 2016, 0, 500) == CONVEYOR_OK);
     CHECK(out[0] == x[500] && out[9] == x[509]);

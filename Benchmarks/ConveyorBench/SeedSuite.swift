@@ -61,8 +61,7 @@ struct SeedSuite<T: BenchElement> {
         let stages = source.stage("h", [.square]).stage("g", [.multiply(3)]).stage("f", [.add(1)])
         func total(_ mode: ExecutionMode, fusion: Bool, _ pipeline: Pipeline<T>) throws -> Double {
             let run = try pipeline.run(mode, buffer: buffer, fusion: fusion, into: 0.0) { $0 += $1.sum() }
-            if showStats { print("\(variant):\n\(run.stats)\n") }
-            return run.result
+            return report(run, variant)
         }
         switch variant {
         case "serial": return serial(fused: false)
@@ -80,8 +79,7 @@ struct SeedSuite<T: BenchElement> {
                                                      applying: fused)
             }
             let run = try replicated.run(.processes, buffer: buffer, into: 0.0) { $0 += $1[0, 0] }
-            if showStats { print("\(variant):\n\(run.stats)\n") }
-            return run.result
+            return report(run, variant)
         case "replicated-materialized":
             // The same, but each sample is materialized in a slot (8 MB written, then read
             // by a replicated sum stage): what replication costs when the matrices matter.
@@ -91,11 +89,16 @@ struct SeedSuite<T: BenchElement> {
             }
             .stage("sum", rows: 1, cols: 1, replicas: cores) { x, total in total[0, 0] = T(x.sum()) }
             let run = try replicated.run(.processes, buffer: buffer, into: 0.0) { $0 += Double($1[0, 0]) }
-            if showStats { print("\(variant):\n\(run.stats)\n") }
-            return run.result
+            return report(run, variant)
         case "copy-queue": return try copyQueue()
         default: fatalError("unknown variant \(variant)")
         }
+    }
+
+    /// The run's result, after printing its per-stage table when asked (`--stats`).
+    private func report(_ run: PipelineRun<Double>, _ variant: String) -> Double {
+        if showStats { print("\(variant):\n\(run.stats)\n") }
+        return run.result
     }
 
     private func op(_ code: conveyor_opcode, _ a: Double = 0) -> conveyor_op {

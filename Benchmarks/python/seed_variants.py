@@ -36,7 +36,11 @@ from multiprocessing import shared_memory
 import numpy as np
 
 SEED = 2016
-STAGES = (lambda x: x * x, lambda x: x * 3, lambda x: x + 1.0)  # h, g, f
+# h, g, f; out=None makes a new array, as the question's stages do; out=view writes into
+# a slot (the shared-memory variant).
+STAGES = (lambda x, out=None: np.multiply(x, x, out=out),
+          lambda x, out=None: np.multiply(x, 3, out=out),
+          lambda x, out=None: np.add(x, 1.0, out=out))
 
 
 def sample(i, shape):
@@ -199,16 +203,6 @@ def shm_produce(out, n, shape):
     out.close()
 
 
-def _apply(index, x, view):
-    """STAGES[index], written into view (numpy's out=) instead of a new array."""
-    if index == 0:
-        np.multiply(x, x, out=view)
-    elif index == 1:
-        np.multiply(x, 3, out=view)
-    else:
-        np.add(x, 1.0, out=view)
-
-
 def shm_stage(inbox, out, index):
     while True:
         slot = inbox.get()
@@ -216,7 +210,7 @@ def shm_stage(inbox, out, index):
             out.put_end()
             break
         x = inbox.view(slot)
-        out.put_computed(lambda view: _apply(index, x, view))
+        out.put_computed(lambda view: STAGES[index](x, out=view))
         inbox.release(slot)
     inbox.close()
     out.close()

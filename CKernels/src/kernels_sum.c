@@ -76,19 +76,17 @@ CV_LANES_KERNEL(cv_f32_lanes_add, float)
 CV_LANES_FINISH(cv_f64_lanes_finish, double)
 CV_LANES_FINISH(cv_f32_lanes_finish, float)
 
-static cv_compensated cv_f64_sum_range(const double *x, size_t n) {
-    cv_lanes st = {{0}, {0}};
-    size_t body = n - n % CV_LANES;
-    cv_f64_lanes_add(&st, x, body);
-    return cv_f64_lanes_finish(&st, x + body, n - body);
-}
+/* One pass over a range: the lanes over the multiple-of-CV_LANES body, then the tail. */
+#define CV_SUM_RANGE(NAME, T, SFX)                                                   \
+    static cv_compensated NAME(const T *x, size_t n) {                               \
+        cv_lanes st = {{0}, {0}};                                                    \
+        size_t body = n - n % CV_LANES;                                              \
+        cv_##SFX##_lanes_add(&st, x, body);                                          \
+        return cv_##SFX##_lanes_finish(&st, x + body, n - body);                     \
+    }
 
-static cv_compensated cv_f32_sum_range(const float *x, size_t n) {
-    cv_lanes st = {{0}, {0}};
-    size_t body = n - n % CV_LANES;
-    cv_f32_lanes_add(&st, x, body);
-    return cv_f32_lanes_finish(&st, x + body, n - body);
-}
+CV_SUM_RANGE(cv_f64_sum_range, double, f64)
+CV_SUM_RANGE(cv_f32_sum_range, float, f32)
 
 typedef struct {
     const void *x;

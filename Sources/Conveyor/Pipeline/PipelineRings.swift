@@ -46,7 +46,7 @@ final class PipelineRings: @unchecked Sendable {
                 var p: OpaquePointer?, c: OpaquePointer?
                 let status = conveyor_ring_create(&config, &p, &c)
                 guard status == 0 else {
-                    forward.append(rows + [row])  // destroyed by deinit
+                    forward.append(rows + [row])  // whichever mesh failed: deinit destroys every ring listed
                     throw .setupFailed("\(what): " + String(cString: conveyor_status_message(status)))
                 }
                 row.append((p!, c!))
@@ -71,9 +71,6 @@ final class PipelineRings: @unchecked Sendable {
     func forwardConsumer(_ n: Int, from j: Int, to k: Int) -> OpaquePointer { forward[n][j][k].consumer }
     func returnProducer(_ h: Int, from k: Int, to j: Int) -> OpaquePointer { returns[h][k][j].producer }
     func returnConsumer(_ h: Int, from k: Int, to j: Int) -> OpaquePointer { returns[h][k][j].consumer }
-    func returnReplicas(_ h: Int) -> (readers: Int, producers: Int) {
-        returns[h].isEmpty ? (0, 0) : (returns[h].count, returns[h][0].count)
-    }
 
     /// Sends item number `item` (the frame's tag and its 8 bytes).
     static func send(_ ring: OpaquePointer, _ item: Int, timeout: Int64) -> Int32 {

@@ -50,14 +50,14 @@ extern "C" {
 /** Major version: incremented on any incompatible change of this header. */
 #define CONVEYOR_VERSION_MAJOR 0
 /** Minor version: incremented when functions or status codes are added. */
-#define CONVEYOR_VERSION_MINOR 1
+#define CONVEYOR_VERSION_MINOR 2
 /** Patch version: incremented for fixes that change no declaration. */
 #define CONVEYOR_VERSION_PATCH 0
 /** The version as one comparable number: major * 10000 + minor * 100 + patch. */
 #define CONVEYOR_VERSION_NUMBER \
     (CONVEYOR_VERSION_MAJOR * 10000 + CONVEYOR_VERSION_MINOR * 100 + CONVEYOR_VERSION_PATCH)
 /** The version as a string literal, "major.minor.patch". */
-#define CONVEYOR_VERSION_STRING "0.1.0"
+#define CONVEYOR_VERSION_STRING "0.2.0"
 /** True (1) at compile time when this header is at least version major.minor.patch. */
 #define CONVEYOR_CHECK_VERSION(major, minor, patch) \
     (CONVEYOR_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
@@ -487,6 +487,9 @@ typedef struct conveyor_ring_stats {
     uint32_t slot_count;         /**< The ring's slot count. */
     uint32_t closed;             /**< 1 once the producer closed the ring. */
     uint64_t slot_bytes;         /**< The ring's slot capacity. */
+    uint64_t mapped_bytes;       /**< Bytes of the ring's shared mapping (header, descriptors,
+                                      page-rounded slots): what the ring costs in memory. Added
+                                      in 0.2, which grew this struct: rebuild against it. */
 } conveyor_ring_stats;
 
 /**

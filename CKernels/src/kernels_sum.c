@@ -132,7 +132,9 @@ int conveyor_f32_sum(const float *x, size_t n, double *result) {
  * the parallel threshold, so they run inline on this thread), and the lanes take it while
  * it is still in L1/L2. Blocks are multiples of CV_LANES, so every value lands in the lane
  * it would have in one pass over a filled array: the bits equal fill + program + sum. */
+#ifndef CV_FUSED_BLOCK
 #define CV_FUSED_BLOCK 4096
+#endif
 
 typedef struct {
     uint64_t seed, stream, first;

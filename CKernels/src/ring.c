@@ -357,6 +357,7 @@ int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stat
         .slot_count = ring->slot_count,
         .closed = cv_load_relaxed_u32(&hdr->prod_closed),
         .slot_bytes = ring->slot_bytes,
+        .mapped_bytes = ring->map->bytes,
     };
     return CONVEYOR_OK;
 }

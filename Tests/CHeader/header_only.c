@@ -75,6 +75,9 @@ int main(void) {
     conveyor_ring_config ring_config = {2, 64, 500 * 2000 * sizeof(double), CONVEYOR_RING_ANONYMOUS, 0, NULL};
     conveyor_ring *producer = NULL, *consumer = NULL;
     CHECK(conveyor_ring_create(&ring_config, &producer, &consumer) == CONVEYOR_OK);
+    conveyor_ring_stats ring_stats;
+    CHECK(conveyor_ring_get_stats(producer, &ring_stats) == CONVEYOR_OK);
+    CHECK(ring_stats.mapped_bytes >= 2 * ring_config.slot_bytes); /* both slots are mapped */
     void *slot = NULL;
     uint64_t capacity = 0;
     CHECK(conveyor_ring_loan(producer, -1, &slot, &capacity) == CONVEYOR_OK);

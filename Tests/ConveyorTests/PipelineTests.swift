@@ -152,9 +152,13 @@ import Testing
         }.stage("h", [.square])
         let task = Task { try await slow.run(mode, into: 0) { n, _ in n += 1 } }
         try await Task.sleep(for: .milliseconds(200))
+        let clock = ContinuousClock(), cancelledAt = clock.now
         task.cancel()
         let result = await task.result
         #expect(throws: PipelineError.cancelled) { try result.get() }
+        // Promptly: a wait slice is 20 ms; 2 s leaves room for a loaded CI machine. (A run
+        // left alone would take over 16 minutes.)
+        #expect(clock.now - cancelledAt < .seconds(2))
     }
 
     @Test func invalidDefinitionsAreRejected() {

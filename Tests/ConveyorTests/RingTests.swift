@@ -312,6 +312,9 @@ import Testing
         guard let frame = try consumer.receive(timeout: .seconds(1)) else { Issue.record("no frame"); return }
         let tag = frame.tag
         #expect(tag == 3)
+        // Both sides report the one mapping they share: a header, descriptors, 2 slot pages.
+        let mapped = producer.stats.mappedBytes
+        #expect(mapped == consumer.stats.mappedBytes && mapped >= 3 * 4096 && mapped % 4096 == 0)
         #expect(throws: RingError.self) { _ = try Consumer.attach(fileDescriptor: -1) }
     }
 }

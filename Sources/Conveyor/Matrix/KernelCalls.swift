@@ -10,19 +10,27 @@ enum KernelCalls {
         _ out: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, _ count: Int,
         _ ops: [ElementwiseOp<E>]
     ) {
-        let steps = ops.map(cStep)
-        let status: Int32 = withExtendedLifetime(ops) {
-            steps.withUnsafeBufferPointer { steps in
-                switch E.dtype {
-                case .float64:
-                    conveyor_f64_program(rebound(out), rebound(x), count, steps.baseAddress, steps.count)
-                case .float32:
-                    conveyor_f32_program(rebound(out), rebound(x), count, steps.baseAddress, steps.count)
-                }
+        withExtendedLifetime(ops) { program(out, x, count, steps: ops.map(cStep)) }
+    }
+
+    /// Runs steps made once by ``steps(_:)``; the caller keeps their operand matrices alive.
+    static func program<E: MatrixElement>(
+        _ out: UnsafeMutablePointer<E>, _ x: UnsafePointer<E>, _ count: Int, steps: [conveyor_op]
+    ) {
+        let status: Int32 = steps.withUnsafeBufferPointer { steps in
+            switch E.dtype {
+            case .float64:
+                conveyor_f64_program(rebound(out), rebound(x), count, steps.baseAddress, steps.count)
+            case .float32:
+                conveyor_f32_program(rebound(out), rebound(x), count, steps.baseAddress, steps.count)
             }
         }
         trapOnFailure(status, "program")
     }
+
+    /// The C form of a program: what ``program(_:_:_:steps:)`` runs. The steps point into
+    /// the operand matrices' storage, which must outlive them.
+    static func steps<E: MatrixElement>(_ ops: [ElementwiseOp<E>]) -> [conveyor_op] { ops.map(cStep) }
 
     static func sum<E: MatrixElement>(_ x: UnsafePointer<E>, _ count: Int) -> Double {
         var result = 0.0

@@ -17,8 +17,12 @@ public enum ExecutionMode: String, Sendable, CaseIterable {
 /// transform it in that slot and hand the slot on; a closure stage reads it in place and
 /// writes its output straight into a slot of its own; the sink reduces items in order, in
 /// place, and hands the slot back for reuse. No matrix is copied, serialized or allocated
-/// per item: rings carry only item numbers. Because only a few slots cycle, the working
-/// set stays in the last-level cache.
+/// per item: rings carry only item and slot numbers. Because only a few slots cycle, the
+/// working set stays in the last-level cache.
+///
+/// Every stage declares the shape and element type it writes (a closure stage may change
+/// both, see ``stage(_:rows:cols:as:replicas:_:)``), so all shared memory is sized and
+/// mapped before the run starts, and reported in ``PipelineStats/sharedMemoryBytes``.
 ///
 /// ```swift
 /// let seed = Pipeline(items: 1000, rows: 500, cols: 2000, of: Double.self) { i, x in
@@ -43,10 +47,8 @@ public enum ExecutionMode: String, Sendable, CaseIterable {
 /// the rings. A stage that throws, crashes or exits is reported by name, with the item.
 public struct Pipeline<Element: MatrixElement>: Sendable {
     let items: Int
-    let shape: Shape
-    let source: Stage<Element>
-    let sourceBody: @Sendable (Int, inout Matrix<Element>) throws -> Void
-    var stages: [Stage<Element>] = []
+    let source: Stage
+    var stages: [Stage] = []
 
     /// A pipeline whose source writes item `index` (0..<items) into a rows × cols slot.
     /// `replicas` copies of the source can run side by side (items dealt round-robin).
@@ -54,33 +56,62 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
                 sourceName: String = "source", replicas: Int = 1,
                 source: @escaping @Sendable (_ index: Int, _ matrix: inout Matrix<Element>) throws -> Void) {
         self.items = items
-        self.shape = Shape(rows: rows, cols: cols)
-        self.source = Stage(name: sourceName, work: .kernel([]), replicas: replicas, outputShape: nil)
-        self.sourceBody = source
+        self.source = Stage(name: sourceName, work: .source(SourceBody(source)), replicas: replicas,
+                            outputShape: Shape(rows: rows, cols: cols), outputDType: Element.dtype)
     }
 
-    /// Adds a kernel stage: `program` runs in the C kernels from the input slot to the
-    /// output slot. Adjacent kernel stages are fused by default (see ``run(_:buffer:fusion:into:_:)``).
+    init(items: Int, source: Stage, stages: [Stage]) {
+        self.items = items
+        self.source = source
+        self.stages = stages
+    }
+
+    /// The shape of the items this pipeline's last stage writes.
+    public var outputShape: Shape { stages.last?.outputShape ?? source.outputShape }
+
+    /// Adds a kernel stage: `program` runs in the C kernels on the item in its slot, which
+    /// is then handed on. Adjacent kernel stages are fused by default (see
+    /// ``run(_:buffer:fusion:ordered:monitor:into:_:)``). An operand matrix in `program`
+    /// must have the items' shape, and a program has at most 16 steps; `run` reports a
+    /// violation as ``PipelineError/invalidDefinition(_:)``.
     public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1) -> Pipeline {
         var next = self
-        next.stages.append(Stage(name: name, work: .kernel(program), replicas: replicas, outputShape: nil))
+        next.stages.append(Stage(name: name, work: .kernel(KernelProgram(program)), replicas: replicas,
+                                 outputShape: outputShape, outputDType: Element.dtype))
         return next
     }
 
     /// Adds a closure stage: `body` reads `input` in place and writes `output` in place (a
     /// slot of rows × cols, by default the input's shape).
+    ///
+    /// Cost per item: the body's own work; the matrices are views of shared slots. Replacing
+    /// `output` by a matrix of the same shape copies it into the slot; another shape fails
+    /// the stage with a message.
     public func stage(_ name: String, rows: Int? = nil, cols: Int? = nil, replicas: Int = 1,
                       _ body: @escaping @Sendable (_ input: Matrix<Element>, _ output: inout Matrix<Element>) throws -> Void)
         -> Pipeline
     {
-        var next = self
-        let out = rows != nil || cols != nil ? Shape(rows: rows ?? shapeAfterStages.rows, cols: cols ?? shapeAfterStages.cols) : nil
-        next.stages.append(Stage(name: name, work: .closure(body), replicas: replicas, outputShape: out))
-        return next
+        stage(name, rows: rows, cols: cols, as: Element.self, replicas: replicas, body)
     }
 
-    /// The shape items have after the stages added so far.
-    var shapeAfterStages: Shape { stages.reduce(shape) { $1.outputShape ?? $0 } }
+    /// Adds a closure stage whose output has another element type, declared up front so
+    /// that its slots are sized before the run: `body` reads `input` (of `Element`) in
+    /// place and writes `output`, a rows × cols slot of `Output` (by default the input's
+    /// shape). The pipeline continues with `Output` items.
+    ///
+    /// ```swift
+    /// .stage("to-f32", as: Float.self) { input, output in
+    ///     for i in 0..<input.rows { for j in 0..<input.cols { output[i, j] = Float(input[i, j]) } } }
+    /// ```
+    public func stage<Output: MatrixElement>(
+        _ name: String, rows: Int? = nil, cols: Int? = nil, as output: Output.Type, replicas: Int = 1,
+        _ body: @escaping @Sendable (_ input: Matrix<Element>, _ output: inout Matrix<Output>) throws -> Void
+    ) -> Pipeline<Output> {
+        let shape = Shape(rows: rows ?? outputShape.rows, cols: cols ?? outputShape.cols)
+        let stage = Stage(name: name, work: .closure(ClosureBody(body)), replicas: replicas,
+                          outputShape: shape, outputDType: Output.dtype)
+        return Pipeline<Output>(items: items, source: source, stages: stages + [stage])
+    }
 
     /// Runs the pipeline to completion and reduces every item, in order, with `reduce`.
     ///
@@ -91,24 +122,30 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///     back before writing more (backpressure). Small is fast: 2–3 slots keep the
     ///     working set in cache. Shared memory is fixed at start and reported in the stats.
     ///   - fusion: fuse adjacent kernel stages (results are identical either way).
+    ///   - ordered: `true` (the default) reduces items in index order. `false` reduces them
+    ///     as they arrive from the last stage's replicas (an order-free merge), so an item
+    ///     that is slow in one replica does not hold back the items other replicas finished;
+    ///     use it when `reduce` does not depend on the order. Stages still see their items
+    ///     in order.
+    ///   - monitor: lets other threads read the run's statistics while it runs.
     /// - Throws: ``PipelineError`` naming the stage and item when anything fails; nothing
     ///   (process, thread, shared memory) is left behind.
     public func run<Result>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
-                            into initial: Result,
+                            ordered: Bool = true, monitor: PipelineMonitor? = nil, into initial: Result,
                             _ reduce: (inout Result, Matrix<Element>) throws -> Void) throws(PipelineError)
         -> PipelineRun<Result>
     {
         var result = initial
-        let stats = try PipelineRunner(pipeline: self, mode: mode, buffer: buffer, fusion: fusion)
-            .run(cancelled: { false }) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
+        let stats = try PipelineRunner(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered)
+            .run(cancelled: { false }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
         return PipelineRun(result: result, stats: stats)
     }
 
-    /// ``run(_:buffer:fusion:into:_:)`` from async code: the run happens on its own
+    /// ``run(_:buffer:fusion:ordered:monitor:into:_:)`` from async code: the run happens on its own
     /// threads, and cancelling the task stops every stage within a few milliseconds and
     /// throws ``PipelineError/cancelled``.
     public func run<Result: Sendable>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
-                                      into initial: Result,
+                                      ordered: Bool = true, monitor: PipelineMonitor? = nil, into initial: Result,
                                       _ reduce: @escaping @Sendable (inout Result, Matrix<Element>) throws -> Void)
         async throws(PipelineError) -> PipelineRun<Result>
     {
@@ -120,8 +157,9 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
                 let thread = startThread {
                     var result = initial
                     do throws(PipelineError) {
-                        let stats = try PipelineRunner(pipeline: pipeline, mode: mode, buffer: buffer, fusion: fusion)
-                            .run(cancelled: { flag.isSet }) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
+                        let stats = try PipelineRunner(pipeline: pipeline, mode: mode, buffer: buffer, fusion: fusion,
+                                                       ordered: ordered)
+                            .run(cancelled: { flag.isSet }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
                         continuation.resume(returning: .success(PipelineRun(result: result, stats: stats)))
                     } catch {
                         continuation.resume(returning: .failure(error))

@@ -2,11 +2,12 @@ internal import CKernels
 
 /// The rings of a pipeline run, created before any worker starts (so forked stage
 /// processes inherit them) and destroyed when the run's last reference goes. They carry
-/// item numbers, never matrices: the matrices stay in their ``SlotPool`` slots.
+/// item and slot numbers, never matrices: the matrices stay in their ``SlotPool`` slots.
 ///
 /// - `forward[n][j][k]`: from replica j of node n to replica k of node n + 1. Item i is
 ///   handled by replica i % r of every node, so every worker knows which ring holds its
-///   next item, and items stay in order with no merge step.
+///   next item, and items stay in order with no merge step. (An order-free sink reads
+///   whichever of its rings has a frame; each ring is still in order.)
 /// - `returns[h][k][j]`: from replica k of the node that reads producer h's slots (the next
 ///   closure stage or the sink) back to replica j of h: "item i is done, its slot is free".
 ///
@@ -50,15 +51,14 @@ final class PipelineRings: @unchecked Sendable {
                     throw .setupFailed("\(what): " + String(cString: conveyor_status_message(status)))
                 }
                 row.append((p!, c!))
-                bytes += ringBytes(slots: slots)
+                var stats = conveyor_ring_stats()
+                _ = conveyor_ring_get_stats(p, &stats)
+                bytes += Int(stats.mapped_bytes)
             }
             rows.append(row)
         }
         return rows
     }
-
-    /// A ring's mapping: one header page, the descriptor pages, one page per 8-byte slot.
-    private func ringBytes(slots: Int) -> Int { 4096 + (slots * 64 + 4095) / 4096 * 4096 + slots * 4096 }
 
     deinit {
         for mesh in forward + returns { for row in mesh { for ring in row {
@@ -72,26 +72,34 @@ final class PipelineRings: @unchecked Sendable {
     func returnProducer(_ h: Int, from k: Int, to j: Int) -> OpaquePointer { returns[h][k][j].producer }
     func returnConsumer(_ h: Int, from k: Int, to j: Int) -> OpaquePointer { returns[h][k][j].consumer }
 
-    /// Sends item number `item` (the frame's tag and its 8 bytes).
-    static func send(_ ring: OpaquePointer, _ item: Int, timeout: Int64) -> Int32 {
+    /// What a frame says: item `item` sits in slot `slot` of its owner's ``SlotPool``.
+    struct Frame: Equatable {
+        var item: Int
+        var slot: Int
+    }
+
+    /// Sends a frame: the item number as the frame's tag, the slot index as its 8 bytes.
+    static func send(_ ring: OpaquePointer, _ frame: Frame, timeout: Int64) -> Int32 {
         var info = conveyor_frame_info()
         info.dtype = UInt32(CONVEYOR_DTYPE_BYTES.rawValue)
         info.rank = 1
         info.shape.0 = 8
         info.byte_length = 8
-        info.tag = UInt64(item)
-        var value = UInt64(item)
+        info.tag = UInt64(frame.item)
+        var value = UInt64(frame.slot)
         return conveyor_ring_push(ring, timeout, &value, &info)
     }
 
-    /// Receives an item number into `item`; the caller releases the frame.
-    static func receive(_ ring: OpaquePointer, timeout: Int64, into item: inout Int) -> Int32 {
+    /// Receives a frame into `frame` (item -1 if it is not one of ours); the caller
+    /// releases it.
+    static func receive(_ ring: OpaquePointer, timeout: Int64, into frame: inout Frame) -> Int32 {
         var data: UnsafeRawPointer?
         var info = conveyor_frame_info()
         let status = conveyor_ring_receive(ring, timeout, &data, &info)
         if status == 0 {
-            let value = data!.loadUnaligned(as: UInt64.self)
-            item = info.byte_length == 8 && value == info.tag ? Int(truncatingIfNeeded: value) : -1
+            let slot = data!.loadUnaligned(as: UInt64.self)
+            let valid = info.byte_length == 8 && info.tag <= UInt64(Int.max) && slot <= UInt64(Int.max)
+            frame = valid ? Frame(item: Int(info.tag), slot: Int(slot)) : Frame(item: -1, slot: -1)
         }
         return status
     }

@@ -11,34 +11,45 @@ import Glibc
 /// Data path (see ``SlotPlan``): the source and closure stages write each item into a slot
 /// of their own pool; kernel stages transform it in that slot and hand it on; the next
 /// closure stage or the sink reads it in place and hands the slot back. Rings carry only
-/// item numbers, forward and back (see ``PipelineRings``). Item i is handled by replica
-/// i % r of every node, which keeps items in order without any merge step.
-struct PipelineRunner<Element: MatrixElement> {
-    enum Role {
-        case source(@Sendable (Int, inout Matrix<Element>) throws -> Void)
-        case stage(Stage<Element>.Work)
+/// (item, slot) frames, forward and back (see ``PipelineRings``). Item i is handled by
+/// replica i % r of every node, which keeps items in order without any merge step; an
+/// order-free run lets the sink take items from whichever replica has one, and their
+/// owners reuse whichever slot comes back first.
+///
+/// Why no wait can be lost or deadlock: every forward ring holds all the items its
+/// producer can have in flight and every return ring all the slots it can hand back, so a
+/// send never blocks. A worker waits only for its next input (an earlier item, which its
+/// upstream replica will send) or for one of its own slots (which comes back once a
+/// downstream reader has taken an earlier item). Slot waits point downstream and end at the
+/// sink, which waits for nothing but items, so by induction from the sink every wait ends.
+struct PipelineRunner<Element: MatrixElement>: Sendable {
+    enum Role: Sendable {
+        case source(SourceBody)
+        case kernel(KernelProgram)
+        case closure(ClosureBody)
         case sink
     }
 
-    struct Node {
+    struct Node: Sendable {
         var name: String
         var replicas: Int
         var role: Role
         var outputShape: Shape
+        var dtype: DType
 
         /// Writes new items into slots of its own (the source, closure stages).
         var producesSlots: Bool {
             switch role {
-            case .source, .stage(.closure): return true
-            case .stage(.kernel), .sink: return false
+            case .source, .closure: return true
+            case .kernel, .sink: return false
             }
         }
 
         /// Reads its input slot and hands it back to its owner (closure stages, the sink).
         var readsSlots: Bool {
             switch role {
-            case .stage(.closure), .sink: return true
-            case .source, .stage(.kernel): return false
+            case .closure, .sink: return true
+            case .source, .kernel: return false
             }
         }
     }
@@ -47,17 +58,22 @@ struct PipelineRunner<Element: MatrixElement> {
     let items: Int
     let mode: ExecutionMode
     let buffer: Int
+    let ordered: Bool
     let plan: SlotPlan
 
-    init(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool) throws(PipelineError) {
-        let stages = fusion ? fuse(pipeline.stages) : pipeline.stages
-        var nodes = [Node(name: pipeline.source.name, replicas: pipeline.source.replicas,
-                          role: .source(pipeline.sourceBody), outputShape: pipeline.shape)]
-        for stage in stages {
-            nodes.append(Node(name: stage.name, replicas: stage.replicas, role: .stage(stage.work),
-                              outputShape: stage.outputShape ?? nodes.last!.outputShape))
+    init(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool, ordered: Bool) throws(PipelineError) {
+        var nodes: [Node] = []
+        for stage in [pipeline.source] + (fusion ? fuse(pipeline.stages) : pipeline.stages) {
+            let role: Role = switch stage.work {
+            case let .source(body): .source(body)
+            case let .kernel(program): .kernel(program)
+            case let .closure(body): .closure(body)
+            }
+            nodes.append(Node(name: stage.name, replicas: stage.replicas, role: role,
+                              outputShape: stage.outputShape, dtype: stage.outputDType))
         }
-        nodes.append(Node(name: "sink", replicas: 1, role: .sink, outputShape: nodes.last!.outputShape))
+        let last = nodes.last!
+        nodes.append(Node(name: "sink", replicas: 1, role: .sink, outputShape: last.outputShape, dtype: last.dtype))
         guard pipeline.items >= 0 else { throw .invalidDefinition("items must be >= 0, got \(pipeline.items)") }
         for node in nodes {
             guard node.replicas >= 1, node.replicas <= 64 else {
@@ -65,6 +81,9 @@ struct PipelineRunner<Element: MatrixElement> {
             }
             guard node.outputShape.rows >= 1, node.outputShape.cols >= 1 else {
                 throw .invalidDefinition("stage '\(node.name)' outputs \(node.outputShape)")
+            }
+            if case let .kernel(program) = node.role, let problem = program.problem(node.outputShape) {
+                throw .invalidDefinition("stage '\(node.name)': \(problem)")
             }
         }
         // Every item a replica has in flight must fit one forward ring.
@@ -77,16 +96,25 @@ struct PipelineRunner<Element: MatrixElement> {
         self.items = pipeline.items
         self.mode = mode
         self.buffer = buffer
+        self.ordered = ordered
     }
 
-    /// Runs to completion; `reduce` sees every item in order on the calling thread.
-    func run(cancelled: () -> Bool, _ reduce: (Matrix<Element>) throws -> Void) throws(PipelineError) -> PipelineStats {
+    /// Runs to completion; `reduce` sees every item on the calling thread, in index order
+    /// unless the run is order-free.
+    func run(cancelled: () -> Bool, monitor: PipelineMonitor?,
+             _ reduce: (Matrix<Element>) throws -> Void) throws(PipelineError) -> PipelineStats {
         let memory = try RunMemory(nodes: nodes, plan: plan, buffer: buffer)
         var workers: [(node: Int, replica: Int)] = []
         for n in 0..<(nodes.count - 1) { for k in 0..<nodes[n].replicas { workers.append((n, k)) } }
-        let control = try ControlBlock(workers: workers.count)
+        let sinkWorker = workers.count  // the sink's counters follow the workers'
+        let control = try ControlBlock(workers: workers.count + 1)
 
         let start = nowNanoseconds()
+        let memoryBytes = memory.bytes
+        monitor?.attach { [self, workers] in
+            statistics(workers: workers, control: control, seconds: Double(nowNanoseconds() - start) / 1e9,
+                       memoryBytes: memoryBytes)
+        }
         var threads: [pthread_t] = []
         var children: [Child] = []
         for (w, worker) in workers.enumerated() {
@@ -110,73 +138,122 @@ struct PipelineRunner<Element: MatrixElement> {
 
         var crash: PipelineError?
         var sinkError: PipelineError?
-        var sinkStats = (items: 0, busy: UInt64(0), inputWait: UInt64(0))
+        var done = 0
         let progress = ProgressLine(total: items)
         let sink = nodes.count - 1, last = sink - 1, owner = plan.owner[last]
         let pool = memory.pools[owner]!
         let shape = nodes[last].outputShape
-        sinkLoop: for item in 0..<items {
-            let ring = memory.rings.forwardConsumer(last, from: item % nodes[last].replicas, to: 0)
+        // Next item expected on the ring from each replica of the last stage: every ring
+        // delivers its replica's items in order, whether or not the merge is.
+        var expected = Array(0..<nodes[last].replicas)
+        sinkLoop: while done < items {
+            if cancelled() { sinkError = .cancelled; control.abort(); break sinkLoop }
             let t0 = nowNanoseconds()
-            var received = -1
-            while true {
-                if cancelled() { sinkError = .cancelled; control.abort(); break sinkLoop }
-                let status = PipelineRings.receive(ring, timeout: Self.slice, into: &received)
-                if status == 0 { break }
-                if status == Int32(CONVEYOR_E_TIMEOUT.rawValue) {
-                    if let failure = reap(&children, control, blocking: false) { crash = failure; control.abort() }
-                    if control.aborted { break sinkLoop }
-                    progress.update(item)
-                    continue
-                }
-                control.abort()  // end of stream or dead peer before the last item: upstream failed
-                break sinkLoop
+            let next = nextForSink(&expected, memory.rings, pool, control, w: sinkWorker) {
+                if cancelled() { sinkError = .cancelled; return false }
+                if let failure = reap(&children, control, blocking: false) { crash = failure; return false }
+                progress.update(done)
+                return !control.aborted
             }
+            guard let (ring, frame) = next else { control.abort(); break sinkLoop }
             let t1 = nowNanoseconds()
-            guard received == item else {
-                sinkError = .setupFailed("the sink expected item \(item) and received \(received)")
-                control.abort()
-                break sinkLoop
-            }
             do {
-                try SlotMatrix.withMatrix(slot: pool.slot(of: item).assumingMemoryBound(to: Element.self),
+                try SlotMatrix.withMatrix(slot: pool.slot(frame.slot).assumingMemoryBound(to: Element.self),
                                           rows: shape.rows, cols: shape.cols, lender: memory, writeBack: false) {
                     (matrix: inout Matrix<Element>) in
                     let view = matrix
                     try reduce(view)
                 }
             } catch {
-                sinkError = .sinkFailed(item: item, message: "\(error)")
+                sinkError = .sinkFailed(item: frame.item, message: "\(error)")
                 _ = conveyor_ring_release(ring)
                 control.abort()
                 break sinkLoop
             }
             _ = conveyor_ring_release(ring)
-            let back = memory.rings.returnProducer(owner, from: 0, to: item % nodes[owner].replicas)
-            guard PipelineRings.send(back, item, timeout: Self.slice) == 0 else { control.abort(); break sinkLoop }
-            sinkStats.items += 1
-            sinkStats.busy += nowNanoseconds() - t1
-            sinkStats.inputWait += t1 - t0
-            progress.update(item + 1)
+            let back = memory.rings.returnProducer(owner, from: 0, to: frame.item % nodes[owner].replicas)
+            guard PipelineRings.send(back, frame, timeout: Self.slice) == 0 else { control.abort(); break sinkLoop }
+            done += 1
+            control.add(worker: sinkWorker, items: 1, busy: nowNanoseconds() - t1, inputWait: t1 - t0)
+            progress.update(done)
         }
         progress.finish()
 
         // Teardown: on any failure every worker sees the abort flag within a wait slice.
-        if sinkStats.items < items { control.abort() }
+        if done < items { control.abort() }
         for thread in threads { pthread_join(thread, nil) }
         if let failure = reap(&children, control, blocking: true), crash == nil { crash = failure }
-        let seconds = Double(nowNanoseconds() - start) / 1e9
+        let stats = statistics(workers: workers, control: control, seconds: Double(nowNanoseconds() - start) / 1e9,
+                               memoryBytes: memoryBytes)
+        monitor?.finish(stats)
 
         if let sinkError { throw sinkError }
         if let failure = control.failure {
-            throw .stageFailed(stage: nodes[workers[failure.worker].node].name, item: failure.item, message: failure.message)
+            let name = failure.worker == sinkWorker ? "sink" : nodes[workers[failure.worker].node].name
+            throw .stageFailed(stage: name, item: failure.item, message: failure.message)
         }
         if let crash { throw crash }
-        if sinkStats.items < items {
-            throw .setupFailed("the sink received \(sinkStats.items) of \(items) items")
-        }
-        return statistics(workers: workers, control: control, sink: sinkStats, seconds: seconds, memory: memory)
+        if done < items { throw .setupFailed("the sink received \(done) of \(items) items") }
+        return stats
     }
+
+    /// Waits for the sink's next frame and returns it with the ring it came on (the caller
+    /// releases it); nil when the run must stop.
+    ///
+    /// In order, the next item's ring is known, and the sink blocks on it. Order-free, the
+    /// sink takes the first frame any ring offers: it tries each ring without waiting, then
+    /// sleeps on the ring of the oldest outstanding item (the likeliest next) for at most
+    /// `orderFreePoll`, so an item finished elsewhere waits at most that long. Every
+    /// `slice`, `idle` checks for cancellation and crashes (false: stop).
+    private func nextForSink(_ expected: inout [Int], _ rings: PipelineRings, _ pool: SlotPool,
+                             _ control: ControlBlock, w: Int, idle: () -> Bool)
+        -> (OpaquePointer, PipelineRings.Frame)?
+    {
+        let last = nodes.count - 2
+        var lastIdle = nowNanoseconds()
+        while true {
+            let oldest = expected.indices.min { expected[$0] < expected[$1] }!
+            let candidates = ordered ? [oldest] : expected.indices.filter { expected[$0] < items }
+            for j in candidates where candidates.count > 1 || j != oldest {
+                // Order-free: take whatever is ready, without sleeping.
+                let ring = rings.forwardConsumer(last, from: j, to: 0)
+                var frame = PipelineRings.Frame(item: -1, slot: -1)
+                let status = PipelineRings.receive(ring, timeout: 0, into: &frame)
+                if status == 0 { return accept(frame, from: ring, j, &expected, pool, control, w) }
+                if status != Int32(CONVEYOR_E_TIMEOUT.rawValue) { return nil }
+            }
+            let ring = rings.forwardConsumer(last, from: oldest, to: 0)
+            var frame = PipelineRings.Frame(item: -1, slot: -1)
+            let status = PipelineRings.receive(ring, timeout: candidates.count > 1 ? Self.orderFreePoll : Self.slice,
+                                               into: &frame)
+            if status == 0 { return accept(frame, from: ring, oldest, &expected, pool, control, w) }
+            // End of stream or a dead peer before the last item: upstream failed.
+            if status != Int32(CONVEYOR_E_TIMEOUT.rawValue) { return nil }
+            let now = nowNanoseconds()
+            if candidates.count == 1 || now - lastIdle >= UInt64(Self.slice) {
+                lastIdle = now
+                guard idle() else { return nil }
+            }
+        }
+    }
+
+    /// Checks a frame the sink received on ring `j` against the item that ring owes and the
+    /// pool's slots; records a protocol error (and returns nil) if it is not.
+    private func accept(_ frame: PipelineRings.Frame, from ring: OpaquePointer, _ j: Int, _ expected: inout [Int],
+                        _ pool: SlotPool, _ control: ControlBlock, _ w: Int) -> (OpaquePointer, PipelineRings.Frame)? {
+        guard frame.item == expected[j], pool.contains(frame.slot) else {
+            _ = conveyor_ring_release(ring)
+            control.fail(worker: w, item: expected[j],
+                         message: "protocol error: expected item \(expected[j]), received \(frame.item) in slot \(frame.slot)")
+            return nil
+        }
+        expected[j] += expected.count
+        return (ring, frame)
+    }
+
+    /// How long an order-free sink sleeps on one ring before looking at the others: the
+    /// most an item finished by another replica waits.
+    static var orderFreePoll: Int64 { 200_000 }
 
     /// How long one wait lasts before the waiter checks for an abort, a crash or a
     /// cancellation: the bound on how late a stop is noticed.
@@ -231,6 +308,9 @@ struct PipelineRunner<Element: MatrixElement> {
         let inOwner = n > 0 ? plan.owner[n - 1] : n
         let outPool = memory.pools[plan.owner[n]]!, inPool = memory.pools[inOwner]!
         let returnsSlots = node.readsSlots
+        // Slots come back in item order unless the sink reads them and the merge is order-free.
+        let reader = plan.reader[n]
+        let returnsInOrder = ordered || reader != nodes.count - 1
         defer {
             for q in 0..<next.replicas { _ = conveyor_ring_close(rings.forwardProducer(n, from: k, to: q)) }
             if returnsSlots {
@@ -242,37 +322,39 @@ struct PipelineRunner<Element: MatrixElement> {
             control.setCurrentItem(worker: w, item)
             let t0 = nowNanoseconds()
             var input: OpaquePointer?
+            var inSlot = -1
             if n > 0 {
-                input = rings.forwardConsumer(n - 1, from: item % nodes[n - 1].replicas, to: k)
-                guard expect(item, from: input!, control, w) else { return Self.exitStatus(control, w) }
+                let ring = rings.forwardConsumer(n - 1, from: item % nodes[n - 1].replicas, to: k)
+                guard let frame = expect(item, from: ring, in: inPool, control, w) else { return Self.exitStatus(control, w) }
+                (input, inSlot) = (ring, frame.slot)
             }
             let t1 = nowNanoseconds()
-            if node.producesSlots, outPool.ordinal(of: item) >= buffer {
-                // Reuse the slot of this replica's item `buffer` places back, once it is returned.
-                let earlier = item - node.replicas * buffer
-                let back = rings.returnConsumer(n, from: earlier % nodes[plan.reader[n]!].replicas, to: k)
-                guard expect(earlier, from: back, control, w) else { return Self.exitStatus(control, w) }
-                _ = conveyor_ring_release(back)
+            var outSlot = inSlot  // kernel stages work in the slot they received
+            if node.producesSlots {
+                if outPool.ordinal(of: item) < buffer {
+                    outSlot = outPool.initialSlot(of: item)
+                } else {
+                    // Wait for one of this replica's slots to come back; in order, it is the
+                    // slot of the item `buffer` places back, the most recently released.
+                    let earlier = item - node.replicas * buffer
+                    let back = rings.returnConsumer(n, from: earlier % nodes[reader!].replicas, to: k)
+                    guard let frame = expect(returnsInOrder ? earlier : nil, from: back, in: outPool, replica: k, control, w)
+                    else { return Self.exitStatus(control, w) }
+                    outSlot = frame.slot
+                    _ = conveyor_ring_release(back)
+                }
             }
             let t2 = nowNanoseconds()
-            let out = outPool.slot(of: item).assumingMemoryBound(to: Element.self)
-            let outShape = node.outputShape
+            let out = outPool.slot(outSlot)
+            let shape = node.outputShape
             do {
                 switch node.role {
                 case let .source(body):
-                    try SlotMatrix.withMatrix(slot: out, rows: outShape.rows, cols: outShape.cols, lender: memory,
-                                              writeBack: true) { (m: inout Matrix<Element>) in try body(item, &m) }
-                case let .stage(.kernel(ops)):
-                    KernelCalls.program(out, out, outShape.rows * outShape.cols, ops)  // in place, slot handed on
-                case let .stage(.closure(body)):
-                    let inShape = nodes[n - 1].outputShape
-                    try SlotMatrix.withMatrix(slot: inPool.slot(of: item).assumingMemoryBound(to: Element.self),
-                                              rows: inShape.rows, cols: inShape.cols, lender: memory,
-                                              writeBack: false) { (input: inout Matrix<Element>) in
-                        let view = input
-                        try SlotMatrix.withMatrix(slot: out, rows: outShape.rows, cols: outShape.cols, lender: memory,
-                                                  writeBack: true) { (m: inout Matrix<Element>) in try body(view, &m) }
-                    }
+                    try body.run(item, out, shape, memory)
+                case let .kernel(program):
+                    program.run(out, shape.rows * shape.cols)  // in place, slot handed on
+                case let .closure(body):
+                    try body.run(inPool.slot(inSlot), nodes[n - 1].outputShape, out, shape, memory)
                 case .sink:
                     break
                 }
@@ -282,10 +364,16 @@ struct PipelineRunner<Element: MatrixElement> {
             }
             let t3 = nowNanoseconds()
             let onward = rings.forwardProducer(n, from: k, to: item % next.replicas)
-            guard PipelineRings.send(onward, item, timeout: Self.slice) == 0 else { control.abort(); return 0 }
+            guard PipelineRings.send(onward, .init(item: item, slot: outSlot), timeout: Self.slice) == 0 else {
+                control.abort()
+                return 0
+            }
             if returnsSlots {
                 let back = rings.returnProducer(inOwner, from: k, to: item % nodes[inOwner].replicas)
-                guard PipelineRings.send(back, item, timeout: Self.slice) == 0 else { control.abort(); return 0 }
+                guard PipelineRings.send(back, .init(item: item, slot: inSlot), timeout: Self.slice) == 0 else {
+                    control.abort()
+                    return 0
+                }
             }
             if let input { _ = conveyor_ring_release(input) }
             control.add(worker: w, items: 1, busy: t3 - t2, inputWait: t1 - t0, outputWait: t2 - t1)
@@ -294,25 +382,30 @@ struct PipelineRunner<Element: MatrixElement> {
         return 0
     }
 
-    /// Waits in slices for the next frame on `ring` and checks it carries `item`; false
-    /// after an abort, an end of stream, a dead peer or a wrong item (recorded as a failure).
-    /// On success the frame is held: the caller releases it.
-    private func expect(_ item: Int, from ring: OpaquePointer, _ control: ControlBlock, _ w: Int) -> Bool {
-        var received = -1
+    /// Waits in slices for the next frame on `ring` and checks it: it must carry `item`
+    /// (any item when nil) and a slot of `pool` (of `replica`'s slots, when given). Returns
+    /// nil after an abort, an end of stream, a dead peer or a bad frame (recorded as a
+    /// failure). On success the frame is held: the caller releases it.
+    private func expect(_ item: Int?, from ring: OpaquePointer, in pool: SlotPool, replica: Int? = nil,
+                        _ control: ControlBlock, _ w: Int) -> PipelineRings.Frame? {
+        var frame = PipelineRings.Frame(item: -1, slot: -1)
         while true {
-            let status = PipelineRings.receive(ring, timeout: Self.slice, into: &received)
+            let status = PipelineRings.receive(ring, timeout: Self.slice, into: &frame)
             if status == 0 { break }
             if status != Int32(CONVEYOR_E_TIMEOUT.rawValue) || control.aborted {
                 control.abort()
-                return false
+                return nil
             }
         }
-        guard received == item else {
+        let slotOK = replica.map { pool.owns(frame.slot, replica: $0) } ?? pool.contains(frame.slot)
+        guard frame.item >= 0, item == nil || frame.item == item, slotOK else {
             _ = conveyor_ring_release(ring)
-            control.fail(worker: w, item: item, message: "protocol error: expected item \(item), received \(received)")
-            return false
+            let wanted = item.map { "item \($0)" } ?? "an item"
+            control.fail(worker: w, item: item ?? -1,
+                         message: "protocol error: expected \(wanted), received item \(frame.item) in slot \(frame.slot)")
+            return nil
         }
-        return true
+        return frame
     }
 
     /// 0 when a worker stopped because of someone else's failure, `failedStatus` when its own
@@ -337,19 +430,16 @@ struct PipelineRunner<Element: MatrixElement> {
         }
     }
 
-    private func statistics(workers: [(node: Int, replica: Int)], control: ControlBlock,
-                            sink: (items: Int, busy: UInt64, inputWait: UInt64), seconds: Double,
-                            memory: RunMemory) -> PipelineStats {
+    /// The per-stage table from the control block's counters (the sink's follow the workers').
+    private func statistics(workers: [(node: Int, replica: Int)], control: ControlBlock, seconds: Double,
+                            memoryBytes: Int) -> PipelineStats {
         var rows: [PipelineStats.StageStats] = []
         for (n, node) in nodes.enumerated() {
             var items = 0, busy: UInt64 = 0, inWait: UInt64 = 0, outWait: UInt64 = 0
-            if n == nodes.count - 1 {
-                (items, busy, inWait) = (sink.items, sink.busy, sink.inputWait)
-            } else {
-                for (w, worker) in workers.enumerated() where worker.node == n {
-                    let c = control.counters(worker: w)
-                    items += Int(c.items); busy += c.busy; inWait += c.inputWait; outWait += c.outputWait
-                }
+            let mine = n == nodes.count - 1 ? [workers.count] : workers.indices.filter { workers[$0].node == n }
+            for w in mine {
+                let c = control.counters(worker: w)
+                items += Int(c.items); busy += c.busy; inWait += c.inputWait; outWait += c.outputWait
             }
             let wall = max(seconds, 1e-9)
             rows.append(.init(name: node.name, replicas: node.replicas, items: items, busySeconds: Double(busy) / 1e9,
@@ -357,6 +447,6 @@ struct PipelineRunner<Element: MatrixElement> {
                               itemsPerSecond: Double(items) / wall,
                               utilization: Double(busy) / 1e9 / wall / Double(node.replicas)))
         }
-        return PipelineStats(stages: rows, seconds: seconds, sharedMemoryBytes: memory.bytes, mode: mode)
+        return PipelineStats(stages: rows, seconds: seconds, sharedMemoryBytes: memoryBytes, mode: mode)
     }
 }

@@ -11,7 +11,7 @@ final class RunMemory: @unchecked Sendable {
             guard node.producesSlots else { pools.append(nil); continue }
             let shape = node.outputShape
             let (count, overflow) = shape.rows.multipliedReportingOverflow(by: shape.cols)
-            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
+            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: node.dtype.size)
             guard !overflow, !bytesOverflow else { throw .invalidDefinition("stage '\(node.name)' outputs \(shape): too large") }
             pools.append(try SlotPool(replicas: node.replicas, buffer: buffer, slotBytes: bytes))
         }

@@ -7,10 +7,11 @@ import Glibc
 /// any fork, so stage processes and the caller address the same memory.
 ///
 /// Kernel stages after the producer transform an item in its slot and hand the slot on;
-/// the next node that reads it (a closure stage or the sink) hands it back. Replica j
-/// writes its t-th item (item j + t·replicas) into slot j·buffer + t % buffer, so the
-/// slot of an item is known everywhere from the item number alone, and a slot is reused
-/// only after the item `buffer` places earlier in that replica's sequence came back.
+/// the next node that reads it (a closure stage or the sink) hands it back. Replica j owns
+/// slots j·buffer ..< (j+1)·buffer: its first `buffer` items take them in turn, and every
+/// later item takes the slot of an item that came back. Frames name the slot, so readers
+/// never compute it; in order, item t reuses the slot of item t − buffer (the one most
+/// recently released, still in cache).
 /// Only `buffer` slots per replica cycle, so with a small buffer the working set stays in
 /// the last-level cache (3 × 8 MB here, against a 32 MB L3).
 final class SlotPool: @unchecked Sendable {
@@ -41,8 +42,17 @@ final class SlotPool: @unchecked Sendable {
     /// Position of `item` in its replica's sequence.
     func ordinal(of item: Int) -> Int { item / replicas }
 
-    /// The slot `item` is written into.
-    func slot(of item: Int) -> UnsafeMutableRawPointer {
-        base + (item % replicas * buffer + ordinal(of: item) % buffer) * slotStride
-    }
+    /// The slot index a fresh item takes: replica `item % replicas`'s slot `ordinal`, for
+    /// the first `buffer` items of each replica.
+    func initialSlot(of item: Int) -> Int { item % replicas * buffer + ordinal(of: item) }
+
+    /// Whether `index` is one of replica `replica`'s slots (frames come from shared memory:
+    /// check before trusting).
+    func owns(_ index: Int, replica: Int) -> Bool { index >= replica * buffer && index < (replica + 1) * buffer }
+
+    /// Whether `index` is a slot of this pool.
+    func contains(_ index: Int) -> Bool { index >= 0 && index < replicas * buffer }
+
+    /// The memory of slot `index`.
+    func slot(_ index: Int) -> UnsafeMutableRawPointer { base + index * slotStride }
 }

@@ -67,4 +67,7 @@ public struct RingStats: Sendable, Equatable {
     public var slotBytes: Int
     /// Whether the producer closed the ring.
     public var closed: Bool
+    /// Bytes of the ring's shared mapping (header, descriptors, page-rounded slots): what
+    /// the ring costs in memory.
+    public var mappedBytes: Int
 }

@@ -42,7 +42,8 @@ final class RingHandle: @unchecked Sendable {
             framesReleased: Int(s.frames_released), producerWaits: Int(s.producer_waits),
             producerWakes: Int(s.producer_wakes), consumerWaits: Int(s.consumer_waits),
             consumerWakes: Int(s.consumer_wakes), peakOccupancy: Int(s.peak_occupancy),
-            slotCount: Int(s.slot_count), slotBytes: Int(s.slot_bytes), closed: s.closed != 0)
+            slotCount: Int(s.slot_count), slotBytes: Int(s.slot_bytes), closed: s.closed != 0,
+            mappedBytes: Int(s.mapped_bytes))
     }
 
     var fileDescriptor: Int32? {

@@ -88,7 +88,7 @@ struct SeedCommand: ParsableCommand {
         return report.rows.map { r in
             SeedRow(variant: "python-" + r.variant, impl: "python", samples: r.samples, seconds: r.seconds,
                     msPerSample: r.ms_per_sample, samplesPerS: Double(r.samples) / r.seconds, gbPerS: nil,
-                    memcpyGbPerS: memcpyGBs, speedupVsSerial: serial.map { $0 / r.seconds } ?? .nan, checksum: r.checksum)
+                    memcpyGbPerS: memcpyGBs, speedupVsSerial: serial.map { $0 / r.seconds }, checksum: r.checksum)
         }
     }
 
@@ -141,7 +141,8 @@ struct SeedRow: Encodable {
     var gbPerS: Double?
     /// This run's memcpy bandwidth (read + write bytes per second), for the roofline.
     var memcpyGbPerS: Double
-    var speedupVsSerial: Double
+    /// Time of `serial` / this row's; nil when `serial` was not among the variants run.
+    var speedupVsSerial: Double?
     /// Time of the question's multiprocessing.Queue pipeline / this row's (with --with-python).
     var vsMpQueue: Double?
     /// Time of the fastest Python variant / this row's (with --with-python).
@@ -164,7 +165,7 @@ func printSeedTable(_ rows: [SeedRow], memcpyGBs: Double) {
     let cells = rows.map { r in
         var line = [r.variant, format(r.seconds, 3), format(r.msPerSample, 3), format(r.samplesPerS, 1),
                     r.gbPerS.map { format($0, 1) } ?? "-", r.gbPerS.map { format($0 / memcpyGBs, 2) } ?? "-",
-                    format(r.speedupVsSerial, 2) + "x"]
+                    r.speedupVsSerial.map { format($0, 2) + "x" } ?? "-"]
         if python { line += [r.vsMpQueue.map { format($0, 1) + "x" } ?? "-", r.vsFastestPython.map { format($0, 1) + "x" } ?? "-"] }
         line.append(String(format: "%.6f", r.checksum))
         return line

@@ -47,7 +47,7 @@ struct SeedSuite<T: BenchElement> {
             rows.append(SeedRow(variant: variant, samples: samples, seconds: seconds,
                                 msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
                                 gbPerS: gbs, memcpyGbPerS: memcpyGBs,
-                                speedupVsSerial: serialSeconds.map { $0 / seconds } ?? .nan, checksum: checksum))
+                                speedupVsSerial: serialSeconds.map { $0 / seconds }, checksum: checksum))
         }
         return (rows, memcpyGBs)
     }

@@ -339,11 +339,12 @@ int conveyor_f32_sum(const float *x, size_t n, double *result);
  * conveyor_f64_fill_uniform(tmp, n, seed, stream, first), then
  * conveyor_f64_program(tmp, tmp, n, ops, count), then conveyor_f64_sum(tmp, n) give on
  * the same thread count — but the n values are never stored: each thread makes, transforms
- * and sums blocks of 4096 values that stay in its L1/L2 cache. This is the fused answer to
+ * and sums them 32 at a time in registers (f64), or in blocks of 4096 values that stay in
+ * its L1/L2 cache (f32). This is the fused answer to
  * "sum f(g(h(x))) over generated samples" when nothing else needs the samples.
  * Only ops without an operand array (codes below CONVEYOR_OP_ADD) are accepted.
  * Cost: compute only (one hash, the program's steps and one TwoSum per value); no memory
- * traffic, 32 KB of stack per thread.
+ * traffic, at most 16 KB of stack per thread.
  * Errors: CONVEYOR_E_NULL_POINTER (result; ops with count > 0), CONVEYOR_E_INVALID_ARGUMENT
  * (count > CONVEYOR_PROGRAM_MAX_OPS, an unknown opcode, an op with an operand, a nonzero
  * reserved field), CONVEYOR_E_OVERFLOW (n * 8 exceeds PTRDIFF_MAX).

@@ -63,6 +63,31 @@ size_t cv_parallel_threshold(void);
 typedef void (*cv_chunk_fn)(void *ctx, int chunk, size_t lo, size_t hi);
 int cv_for_chunks(size_t n, size_t out_bytes, bool fixed_partition, void *ctx, cv_chunk_fn fn);
 
+/* ---- The uniform generator's pieces, shared by the fill (kernels_uniform.c) and the
+ * fused generate-transform-sum (program_template.h), so both give the same values. ---- */
+#define CV_GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
+
+/* SplitMix64's finalizer (Stafford's Mix13) applied to z in place. A macro, so that the
+ * same expression serves a uint64_t and a vector of them. */
+#define CV_MIX64(z)                                 \
+    do {                                            \
+        (z) = ((z) ^ ((z) >> 30)) * 0xBF58476D1CE4E5B9ull; \
+        (z) = ((z) ^ ((z) >> 27)) * 0x94D049BB133111EBull; \
+        (z) = (z) ^ ((z) >> 31);                    \
+    } while (0)
+
+/* The generator's key for (seed, stream): element i of the sequence mixes
+ * key + (first + i + 1) * CV_GOLDEN_GAMMA. */
+uint64_t cv_uniform_key(uint64_t seed, uint64_t stream);
+
+/* Adds program(uniform(key, first + j)) for j in [0, n - n % 32) into 32 compensated lanes
+ * (s, c: lane l takes j ≡ l mod 32), as conveyor_f64_fill_uniform, conveyor_f64_program and
+ * the sum's lanes would, without storing a value: generated, transformed and summed in
+ * registers. `ops` must be valid scalar ops (checked by the caller). Returns the count of
+ * elements added; the caller sums the rest. */
+size_t cv_f64_uniform_program_lanes(const conveyor_op *ops, size_t count, uint64_t key, uint64_t first,
+                                    size_t n, double *lane_s, double *lane_c);
+
 /* The largest number of chunks cv_for_chunks uses (reductions size their arrays by it). */
 #define CV_MAX_CHUNKS (CONVEYOR_MAX_THREADS * CV_CHUNKS_PER_THREAD)
 

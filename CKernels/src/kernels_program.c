@@ -7,7 +7,9 @@
 #define CV_T double
 #define CV_I int64_t
 #define CV_SFX f64
+#define CV_UNIFORM_LANES /* the register-fused generate-transform-sum, f64 only */
 #include "program_template.h"
+#undef CV_UNIFORM_LANES
 #undef CV_T
 #undef CV_I
 #undef CV_SFX

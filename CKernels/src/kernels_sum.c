@@ -127,14 +127,17 @@ int conveyor_f32_sum(const float *x, size_t n, double *result) {
 }
 
 /* ---- Generate, transform and sum in one pass (conveyor.h §6) ----------------------
- * Each chunk (the sum's fixed partition) walks its range in blocks of CV_FUSED_BLOCK
- * values: the public fill and program kernels write a block into a stack buffer (below
- * the parallel threshold, so they run inline on this thread), and the lanes take it while
- * it is still in L1/L2. Blocks are multiples of CV_LANES, so every value lands in the lane
- * it would have in one pass over a filled array: the bits equal fill + program + sum. */
-#ifndef CV_FUSED_BLOCK
+ * Each chunk (the sum's fixed partition) must give the bits of fill + program + sum over
+ * its range: every value the same, in the same lane, merged in the same order.
+ * - f64: the values are generated, transformed and added in registers
+ *   (cv_f64_uniform_program_lanes, in program_template.h), 32 at a time; the last n % 32
+ *   go through the public kernels into a small buffer and the lanes' finish.
+ * - f32: its lanes are doubles, 32 to a strip of 64 floats, so a register strip does not
+ *   map onto them; it walks the range in blocks of CV_FUSED_BLOCK values that the public
+ *   fill and program kernels write into a stack buffer (below the parallel threshold, so
+ *   inline on this thread) and the lanes take while it is in L1/L2. Blocks are multiples
+ *   of CV_LANES, so every value lands in its one-pass lane. */
 #define CV_FUSED_BLOCK 4096
-#endif
 
 typedef struct {
     uint64_t seed, stream, first;
@@ -143,25 +146,33 @@ typedef struct {
     cv_compensated partial[CV_MAX_CHUNKS];
 } cv_uniform_sum_ctx;
 
-#define CV_UNIFORM_SUM_CHUNK(NAME, T, SFX)                                               \
-    static void NAME(void *raw, int chunk, size_t lo, size_t hi) {                        \
-        cv_uniform_sum_ctx *ctx = raw;                                                    \
-        _Alignas(64) T block[CV_FUSED_BLOCK];                                             \
-        cv_lanes st = {{0}, {0}};                                                         \
-        for (size_t i = lo; i < hi;) {                                                    \
-            size_t m = hi - i < CV_FUSED_BLOCK ? hi - i : CV_FUSED_BLOCK;                 \
-            /* Cannot fail: the buffer is valid and the program was checked. */          \
-            (void)conveyor_##SFX##_fill_uniform(block, m, ctx->seed, ctx->stream, ctx->first + i); \
-            (void)conveyor_##SFX##_program(block, block, m, ctx->ops, ctx->count);        \
-            size_t body = m - m % CV_LANES;                                               \
-            cv_##SFX##_lanes_add(&st, block, body);                                       \
-            i += m;                                                                       \
-            if (i == hi) ctx->partial[chunk] = cv_##SFX##_lanes_finish(&st, block + body, m - body); \
-        }                                                                                 \
-    }
+static void cv_f64_uniform_sum_chunk(void *raw, int chunk, size_t lo, size_t hi) {
+    cv_uniform_sum_ctx *ctx = raw;
+    cv_lanes st = {{0}, {0}};
+    size_t body = cv_f64_uniform_program_lanes(ctx->ops, ctx->count, cv_uniform_key(ctx->seed, ctx->stream),
+                                               ctx->first + lo, hi - lo, st.s, st.c);
+    _Alignas(64) double tail[CV_LANES];
+    size_t m = hi - lo - body;
+    /* Cannot fail: the buffer is valid and the program was checked. */
+    (void)conveyor_f64_fill_uniform(tail, m, ctx->seed, ctx->stream, ctx->first + lo + body);
+    (void)conveyor_f64_program(tail, tail, m, ctx->ops, ctx->count);
+    ctx->partial[chunk] = cv_f64_lanes_finish(&st, tail, m);
+}
 
-CV_UNIFORM_SUM_CHUNK(cv_f64_uniform_sum_chunk, double, f64)
-CV_UNIFORM_SUM_CHUNK(cv_f32_uniform_sum_chunk, float, f32)
+static void cv_f32_uniform_sum_chunk(void *raw, int chunk, size_t lo, size_t hi) {
+    cv_uniform_sum_ctx *ctx = raw;
+    _Alignas(64) float block[CV_FUSED_BLOCK];
+    cv_lanes st = {{0}, {0}};
+    for (size_t i = lo; i < hi;) {
+        size_t m = hi - i < CV_FUSED_BLOCK ? hi - i : CV_FUSED_BLOCK;
+        (void)conveyor_f32_fill_uniform(block, m, ctx->seed, ctx->stream, ctx->first + i);
+        (void)conveyor_f32_program(block, block, m, ctx->ops, ctx->count);
+        size_t body = m - m % CV_LANES;
+        cv_f32_lanes_add(&st, block, body);
+        i += m;
+        if (i == hi) ctx->partial[chunk] = cv_f32_lanes_finish(&st, block + body, m - body);
+    }
+}
 
 static int cv_uniform_program_sum(size_t n, size_t elem_size, uint64_t seed, uint64_t stream,
                                   uint64_t first, const conveyor_op *ops, size_t count,

@@ -10,17 +10,14 @@
 
 #include <string.h>
 
-#define CV_GOLDEN_GAMMA 0x9E3779B97F4A7C15ull
 #define CV_STREAM_GAMMA 0xD1B54A32D192ED03ull
 
-/* The SplitMix64 finalizer (Stafford's Mix13). */
 static inline uint64_t cv_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    CV_MIX64(z);
+    return z;
 }
 
-static uint64_t cv_stream_key(uint64_t seed, uint64_t stream) {
+uint64_t cv_uniform_key(uint64_t seed, uint64_t stream) {
     return cv_mix64(cv_mix64(seed) ^ (stream * CV_STREAM_GAMMA));
 }
 
@@ -70,7 +67,7 @@ static int cv_fill_uniform(void *out, size_t n, size_t elem_size, uint64_t seed,
     int status = cv_check_array(out, n, elem_size);
     if (status != CONVEYOR_OK || n == 0) return status;
     cv_uniform_ctx ctx = {.out = out, .is_f32 = elem_size == sizeof(float),
-                          .key = cv_stream_key(seed, stream), .first = first};
+                          .key = cv_uniform_key(seed, stream), .first = first};
     cv_for_chunks(n, n * elem_size, false, &ctx, cv_uniform_chunk);
     return CONVEYOR_OK;
 }

@@ -130,35 +130,116 @@ static void CV_FN(_program_chunk)(void *raw, int chunk, size_t lo, size_t hi) {
     CV_FN(_run_steps)(ctx->steps, ctx->count, ctx->out, ctx->x, lo, hi);
 }
 
-int CV_API(_program)(CV_T *out, const CV_T *x, size_t n, const conveyor_op *ops, size_t count) {
-    int status;
-    if ((status = cv_check_array(out, n, sizeof(CV_T))) != CONVEYOR_OK) return status;
-    if ((status = cv_check_array(x, n, sizeof(CV_T))) != CONVEYOR_OK) return status;
-    if ((status = cv_check_alias(out, x, n * sizeof(CV_T))) != CONVEYOR_OK) return status;
+/* Checks ops and turns them into steps (scalars converted once); operands are checked as
+ * arrays of n elements that out may alias only exactly. A zero-step program becomes one
+ * COPY step. Sets *used to the number of steps. */
+static int CV_FN(_resolve)(CV_FN(_step) *steps, size_t *used, const conveyor_op *ops, size_t count,
+                           const CV_T *out, size_t n) {
     if (count > CONVEYOR_PROGRAM_MAX_OPS) return CONVEYOR_E_INVALID_ARGUMENT;
     if (count > 0 && ops == NULL) return CONVEYOR_E_NULL_POINTER;
-
-    /* A zero-step program is a copy; give the engine one COPY step. */
-    CV_FN(_step) steps[CONVEYOR_PROGRAM_MAX_OPS] = {{.code = CONVEYOR_OP_COPY}};
-    size_t used = count == 0 ? 1 : count;
+    steps[0] = (CV_FN(_step)){.code = CONVEYOR_OP_COPY};
+    *used = count == 0 ? 1 : count;
     for (size_t k = 0; k < count; k++) {
         const conveyor_op *op = &ops[k];
+        int status;
         if (op->code < CONVEYOR_OP_COPY || op->code > CONVEYOR_OP_MAX || op->reserved != 0)
             return CONVEYOR_E_INVALID_ARGUMENT;
         steps[k] = (CV_FN(_step)){.code = op->code, .a = (CV_T)op->a, .b = (CV_T)op->b};
         if (op->code < CONVEYOR_OP_ADD) continue;
         if (op->operand == NULL && n > 0) return CONVEYOR_E_NULL_POINTER;
         if ((status = cv_check_array(op->operand, n, sizeof(CV_T))) != CONVEYOR_OK) return status;
-        if ((status = cv_check_alias(out, op->operand, n * sizeof(CV_T))) != CONVEYOR_OK)
-            return status;
+        if ((status = cv_check_alias(out, op->operand, n * sizeof(CV_T))) != CONVEYOR_OK) return status;
         steps[k].operand = op->operand;
     }
+    return CONVEYOR_OK;
+}
+
+int CV_API(_program)(CV_T *out, const CV_T *x, size_t n, const conveyor_op *ops, size_t count) {
+    int status;
+    if ((status = cv_check_array(out, n, sizeof(CV_T))) != CONVEYOR_OK) return status;
+    if ((status = cv_check_array(x, n, sizeof(CV_T))) != CONVEYOR_OK) return status;
+    if ((status = cv_check_alias(out, x, n * sizeof(CV_T))) != CONVEYOR_OK) return status;
+    CV_FN(_step) steps[CONVEYOR_PROGRAM_MAX_OPS];
+    size_t used;
+    if ((status = CV_FN(_resolve)(steps, &used, ops, count, out, n)) != CONVEYOR_OK) return status;
     if (n == 0) return CONVEYOR_OK;
 
     CV_FN(_program_ctx) ctx = {.out = out, .x = x, .steps = steps, .count = used};
     cv_for_chunks(n, n * sizeof(CV_T), false, &ctx, CV_FN(_program_chunk));
     return CONVEYOR_OK;
 }
+
+#ifdef CV_UNIFORM_LANES
+/*
+ * Generate, transform and sum in registers (see internal.h): a strip of 32 elements is
+ * four vectors of generator states, mixed into uniforms, run through the steps like a
+ * strip of the program engine, and added into the 32 lanes, four vectors of sums and four
+ * of errors, with the sum's TwoSum. Nothing is stored, so the loop runs at the speed of
+ * its arithmetic (the fill, the program and the sum each stored or loaded every value).
+ * Same bits as the three kernels: the same formulas per element, the same lane per element.
+ */
+typedef uint64_t cv_u64_vec __attribute__((vector_size(64)));
+
+CV_SIMD_CLONES static size_t CV_FN(_uniform_steps_lanes)(const CV_FN(_step) *steps, size_t count, uint64_t key,
+                                                         uint64_t first, size_t n, double *restrict lane_s,
+                                                         double *restrict lane_c) {
+    const size_t strip = 4 * CV_PER_VEC;  /* 32 = CV_LANES */
+    CV_VEC s0, s1, s2, s3, c0, c1, c2, c3;
+    CV_LOAD(s0, lane_s); CV_LOAD(s1, lane_s + 8); CV_LOAD(s2, lane_s + 16); CV_LOAD(s3, lane_s + 24);
+    CV_LOAD(c0, lane_c); CV_LOAD(c1, lane_c + 8); CV_LOAD(c2, lane_c + 16); CV_LOAD(c3, lane_c + 24);
+    cv_u64_vec g0, g1, g2, g3; /* the generator state of each element of the next strip */
+    for (size_t l = 0; l < CV_PER_VEC; l++) {
+        g0[l] = key + (first + 1 + l) * CV_GOLDEN_GAMMA;
+        g1[l] = key + (first + 1 + l + 8) * CV_GOLDEN_GAMMA;
+        g2[l] = key + (first + 1 + l + 16) * CV_GOLDEN_GAMMA;
+        g3[l] = key + (first + 1 + l + 24) * CV_GOLDEN_GAMMA;
+    }
+    const uint64_t advance = strip * CV_GOLDEN_GAMMA;
+    size_t i = 0;
+    for (; i + strip <= n; i += strip) {
+        cv_u64_vec z0 = g0, z1 = g1, z2 = g2, z3 = g3;
+        CV_MIX64(z0); CV_MIX64(z1); CV_MIX64(z2); CV_MIX64(z3);
+        /* Exponent of 1.0 and 52 random bits: [1, 2), minus 1 exactly, as the fill does. */
+        CV_VEC v0 = (CV_VEC)((z0 >> 12) | 0x3FF0000000000000ull) - 1.0;
+        CV_VEC v1 = (CV_VEC)((z1 >> 12) | 0x3FF0000000000000ull) - 1.0;
+        CV_VEC v2 = (CV_VEC)((z2 >> 12) | 0x3FF0000000000000ull) - 1.0;
+        CV_VEC v3 = (CV_VEC)((z3 >> 12) | 0x3FF0000000000000ull) - 1.0;
+        g0 += advance; g1 += advance; g2 += advance; g3 += advance;
+        for (size_t k = 0; k < count; k++) {
+            const int code = steps[k].code;
+            const CV_T a = steps[k].a, b = steps[k].b;
+            const CV_T *y = NULL; /* scalar steps only */
+            CV_VEC va;
+            for (size_t l = 0; l < CV_PER_VEC; l++) va[l] = a;
+            (void)b;
+            CV_STEP(v0, y, va, CV_SELECT, CV_LOAD, CV_VEC)
+            CV_STEP(v1, y, va, CV_SELECT, CV_LOAD, CV_VEC)
+            CV_STEP(v2, y, va, CV_SELECT, CV_LOAD, CV_VEC)
+            CV_STEP(v3, y, va, CV_SELECT, CV_LOAD, CV_VEC)
+        }
+#define CV_TWO_SUM(S, C, V)                    \
+        {                                      \
+            CV_VEC t_ = S + V, z_ = t_ - S;    \
+            C += (S - (t_ - z_)) + (V - z_);   \
+            S = t_;                            \
+        }
+        CV_TWO_SUM(s0, c0, v0) CV_TWO_SUM(s1, c1, v1) CV_TWO_SUM(s2, c2, v2) CV_TWO_SUM(s3, c3, v3)
+#undef CV_TWO_SUM
+    }
+    CV_STORE(lane_s, s0); CV_STORE(lane_s + 8, s1); CV_STORE(lane_s + 16, s2); CV_STORE(lane_s + 24, s3);
+    CV_STORE(lane_c, c0); CV_STORE(lane_c + 8, c1); CV_STORE(lane_c + 16, c2); CV_STORE(lane_c + 24, c3);
+    return i;
+}
+
+size_t CV_CAT(CV_CAT(cv_, CV_SFX), _uniform_program_lanes)(const conveyor_op *ops, size_t count, uint64_t key,
+                                                           uint64_t first, size_t n, double *lane_s,
+                                                           double *lane_c) {
+    CV_FN(_step) steps[CONVEYOR_PROGRAM_MAX_OPS];
+    size_t used;
+    if (CV_FN(_resolve)(steps, &used, ops, count, NULL, 0) != CONVEYOR_OK) return 0; /* checked by the caller */
+    return CV_FN(_uniform_steps_lanes)(steps, used, key, first, n, lane_s, lane_c);
+}
+#endif /* CV_UNIFORM_LANES */
 
 /* The named kernels of §4: one-step programs. */
 static int CV_FN(_one)(CV_T *out, const CV_T *x, size_t n, int code, double a, double b,

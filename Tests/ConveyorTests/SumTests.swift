@@ -124,6 +124,37 @@ import Testing
         }
     }
 
+    /// Every scalar op (selects, divisions, affine included) and a counter offset, through
+    /// the C entry point: the register-fused f64 path and the block path of f32 must give
+    /// the bits of fill, program, sum.
+    @Test(arguments: [33, 1_000, 70_001])
+    func uniformProgramSumRunsEveryScalarOpLikeTheKernels(count: Int) {
+        let codes: [(conveyor_opcode, Double, Double)] = [
+            (CONVEYOR_OP_MUL_SCALAR, 2, 0), (CONVEYOR_OP_SUB_SCALAR, 0.5, 0), (CONVEYOR_OP_MAX_SCALAR, -0.25, 0),
+            (CONVEYOR_OP_SQUARE, 0, 0), (CONVEYOR_OP_RSUB_SCALAR, 1, 0), (CONVEYOR_OP_MIN_SCALAR, 0.75, 0),
+            (CONVEYOR_OP_DIV_SCALAR, 3, 0), (CONVEYOR_OP_RDIV_SCALAR, 1, 0), (CONVEYOR_OP_AFFINE, -2, 0.5),
+            (CONVEYOR_OP_ADD_SCALAR, 1, 0), (CONVEYOR_OP_COPY, 0, 0),
+        ]
+        let ops = codes.map { conveyor_op(code: Int32($0.0.rawValue), reserved: 0, a: $0.1, b: $0.2, operand: nil) }
+        let first: UInt64 = 1_234_567
+        for threads in [1, 2] {
+            _ = conveyor_set_threads_local(Int32(threads))
+            defer { _ = conveyor_set_threads_local(0) }
+            var x64 = [Double](repeating: 0, count: count), x32 = [Float](repeating: 0, count: count)
+            var want64 = 0.0, want32 = 0.0, got64 = 0.0, got32 = 0.0
+            #expect(conveyor_f64_fill_uniform(&x64, count, 9, 4, first) == 0)
+            #expect(conveyor_f64_program(&x64, x64, count, ops, ops.count) == 0)
+            #expect(conveyor_f64_sum(x64, count, &want64) == 0)
+            #expect(conveyor_f64_uniform_program_sum(count, 9, 4, first, ops, ops.count, &got64) == 0)
+            #expect(got64.bitPattern == want64.bitPattern, "f64 n \(count) threads \(threads)")
+            #expect(conveyor_f32_fill_uniform(&x32, count, 9, 4, first) == 0)
+            #expect(conveyor_f32_program(&x32, x32, count, ops, ops.count) == 0)
+            #expect(conveyor_f32_sum(x32, count, &want32) == 0)
+            #expect(conveyor_f32_uniform_program_sum(count, 9, 4, first, ops, ops.count, &got32) == 0)
+            #expect(got32.bitPattern == want32.bitPattern, "f32 n \(count) threads \(threads)")
+        }
+    }
+
     @Test func uniformSumRejectsWhatItCannotRun() throws {
         let other = try Matrix<Double>(rows: 2, cols: 2, repeating: 1)
         #expect(throws: MatrixError.operandNotAllowed(step: 1)) {

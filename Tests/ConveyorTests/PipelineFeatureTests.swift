@@ -143,6 +143,46 @@ import Testing
         }
     }
 
+    @Test(arguments: modes)
+    func aStalledStageStopsTheRunInsteadOfHangingIt(mode: ExecutionMode) {
+        if Self.skipped(mode) { return }
+        // Item 2 takes 3 s (a stand-in for a deadlock); the watchdog allows 0.3 s.
+        let pipeline = Self.numbered(items: 8).stage("stuck") { input, output in
+            if input[0, 0] == 2 { sleep(3) }
+            output = input
+        }
+        let clock = ContinuousClock(), start = clock.now
+        #expect {
+            _ = try pipeline.run(mode, stallTimeout: .milliseconds(300), into: 0) { n, _ in n += 1 }
+        } throws: { error in
+            guard case let .stageStalled(stage, item, seconds) = error as? PipelineError else { return false }
+            return stage == "stuck" && item == 2 && seconds >= 0.3
+        }
+        #expect(clock.now - start < .seconds(2.5), "the run waited for the stalled stage")
+    }
+
+    @Test(.disabled(if: PipelineTests.underTSan, "fork under ThreadSanitizer"))
+    func aForkedStageThatUsesDispatchFinishesOrIsReportedNeverHangs() {
+        // Against the rules (toolchain.md: such a child hung 5 times out of 5 while the
+        // parent's Dispatch threads were busy). Whatever happens, the run must end.
+        let busy = DispatchQueue(label: "busy", attributes: .concurrent)
+        for _ in 0..<4 { busy.async { let end = Date() + 1; while Date() < end {} } }
+        let pipeline = Self.numbered(items: 4).stage("dispatch") { input, output in
+            DispatchQueue.global().sync { output = input }
+        }
+        let clock = ContinuousClock(), start = clock.now
+        do {
+            let run = try pipeline.run(.processes, stallTimeout: .seconds(1), into: 0) { n, _ in n += 1 }
+            #expect(run.result == 4)
+        } catch {
+            guard case .stageStalled(stage: "dispatch", _, _) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+        }
+        #expect(clock.now - start < .seconds(10))
+    }
+
     @Test func aKernelOperandOfAnotherShapeIsRejected() throws {
         let operand = try Matrix<Double>(rows: 2, cols: 2, repeating: 1)
         let pipeline = Self.numbered(items: 3).stage("add", [.addMatrix(operand)])

@@ -10,8 +10,8 @@ import Glibc
 ///
 /// Layout (64-bit words): [0] abort, [1] failed worker + 1 (published after the message),
 /// [2] failed item, [3] failure claim (the first failing worker wins it); then 8 words per
-/// worker: items, busy ns, input-wait ns, output-wait ns, current item + 1; then the
-/// failure message.
+/// worker: items, busy ns, input-wait ns, output-wait ns, current item + 1, busy since
+/// (monotonic ns, 0 while not computing); then the failure message.
 final class ControlBlock: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let bytes: Int
@@ -67,6 +67,14 @@ final class ControlBlock: @unchecked Sendable {
         if busy != 0 { counter(worker, 1).wrappingIncrement(by: busy, ordering: .relaxed) }
         if inputWait != 0 { counter(worker, 2).wrappingIncrement(by: inputWait, ordering: .relaxed) }
         if outputWait != 0 { counter(worker, 3).wrappingIncrement(by: outputWait, ordering: .relaxed) }
+    }
+
+    /// Marks the worker as computing since `time` (nanoseconds) or, with nil, as not computing:
+    /// what the stall watchdog reads.
+    func setBusy(worker: Int, since time: UInt64?) { counter(worker, 5).store(time ?? 0, ordering: .relaxed) }
+    func busySince(worker: Int) -> UInt64? {
+        let time = counter(worker, 5).load(ordering: .relaxed)
+        return time == 0 ? nil : time
     }
 
     func setCurrentItem(worker: Int, _ item: Int) { counter(worker, 4).store(UInt64(item + 1), ordering: .relaxed) }

@@ -44,7 +44,9 @@ public enum ExecutionMode: String, Sendable, CaseIterable {
 /// its own copy), start threads, or use Dispatch or Swift concurrency (a forked child
 /// inherits no running threads, and locks held by them at fork time would never be
 /// released). Side effects a stage makes stay in its process; results travel only through
-/// the rings. A stage that throws, crashes or exits is reported by name, with the item.
+/// the rings. A stage that throws, crashes or exits is reported by name, with the item; one
+/// that deadlocks (the usual way these rules break) is killed once it has spent
+/// `stallTimeout` on one item, and reported as ``PipelineError/stageStalled(stage:item:seconds:)``.
 public struct Pipeline<Element: MatrixElement>: Sendable {
     let items: Int
     let source: Stage
@@ -71,7 +73,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
 
     /// Adds a kernel stage: `program` runs in the C kernels on the item in its slot, which
     /// is then handed on. Adjacent kernel stages are fused by default (see
-    /// ``run(_:buffer:fusion:ordered:monitor:into:_:)``). An operand matrix in `program`
+    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:into:_:)``). An operand matrix in `program`
     /// must have the items' shape, and a program has at most 16 steps; `run` reports a
     /// violation as ``PipelineError/invalidDefinition(_:)``.
     public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1) -> Pipeline {
@@ -128,24 +130,31 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///     use it when `reduce` does not depend on the order. Stages still see their items
     ///     in order.
     ///   - monitor: lets other threads read the run's statistics while it runs.
+    ///   - stallTimeout: the longest a stage may compute on one item. A stage busy for
+    ///     longer (a deadlock, an endless loop) stops the run with
+    ///     ``PipelineError/stageStalled(stage:item:seconds:)`` instead of hanging it; nil
+    ///     waits forever. Waiting for input or for a slot never counts.
     /// - Throws: ``PipelineError`` naming the stage and item when anything fails; nothing
     ///   (process, thread, shared memory) is left behind.
     public func run<Result>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
-                            ordered: Bool = true, monitor: PipelineMonitor? = nil, into initial: Result,
+                            ordered: Bool = true, monitor: PipelineMonitor? = nil,
+                            stallTimeout: Duration? = .seconds(60), into initial: Result,
                             _ reduce: (inout Result, Matrix<Element>) throws -> Void) throws(PipelineError)
         -> PipelineRun<Result>
     {
         var result = initial
-        let stats = try PipelineRunner(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered)
+        let stats = try PipelineRunner(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
+                                   stallTimeout: stallTimeout)
             .run(cancelled: { false }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
         return PipelineRun(result: result, stats: stats)
     }
 
-    /// ``run(_:buffer:fusion:ordered:monitor:into:_:)`` from async code: the run happens on its own
+    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:into:_:)`` from async code: the run happens on its own
     /// threads, and cancelling the task stops every stage within a few milliseconds and
     /// throws ``PipelineError/cancelled``.
     public func run<Result: Sendable>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
-                                      ordered: Bool = true, monitor: PipelineMonitor? = nil, into initial: Result,
+                                      ordered: Bool = true, monitor: PipelineMonitor? = nil,
+                                      stallTimeout: Duration? = .seconds(60), into initial: Result,
                                       _ reduce: @escaping @Sendable (inout Result, Matrix<Element>) throws -> Void)
         async throws(PipelineError) -> PipelineRun<Result>
     {
@@ -158,7 +167,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
                     var result = initial
                     do throws(PipelineError) {
                         let stats = try PipelineRunner(pipeline: pipeline, mode: mode, buffer: buffer, fusion: fusion,
-                                                       ordered: ordered)
+                                                       ordered: ordered, stallTimeout: stallTimeout)
                             .run(cancelled: { flag.isSet }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
                         continuation.resume(returning: .success(PipelineRun(result: result, stats: stats)))
                     } catch {

@@ -5,6 +5,12 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A stage process was killed by `signal` (processes mode) while processing `item`
     /// (-1 if it had not started one).
     case stageCrashed(stage: String, item: Int, signal: Int32)
+    /// A stage computed on `item` for longer than the run's `stallTimeout` (`seconds`) and
+    /// was stopped: in processes mode its process is killed; in threads mode its thread is
+    /// left to finish on its own (a thread cannot be stopped), holding the run's memory
+    /// until it does. A forked stage that uses threads, Dispatch or Swift concurrency can
+    /// deadlock like this (see ``Pipeline``'s rules).
+    case stageStalled(stage: String, item: Int, seconds: Double)
     /// A stage process exited with a nonzero `status` without reporting an error.
     case stageExited(stage: String, status: Int32)
     /// The sink's reduce threw at `item`.
@@ -22,6 +28,8 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .stageFailed(stage, item, message): return "pipeline: stage '\(stage)' failed at item \(item): \(message)"
         case let .stageCrashed(stage, item, signal):
             return "pipeline: stage '\(stage)' was killed by signal \(signal)" + (item >= 0 ? " at item \(item)" : "")
+        case let .stageStalled(stage, item, seconds):
+            return "pipeline: stage '\(stage)' made no progress on item \(item) for \(seconds) s (stallTimeout) and was stopped"
         case let .stageExited(stage, status): return "pipeline: stage '\(stage)' exited with status \(status)"
         case let .sinkFailed(item, message): return "pipeline: the sink failed at item \(item): \(message)"
         case .cancelled: return "pipeline: cancelled"

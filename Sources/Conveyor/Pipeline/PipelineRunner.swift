@@ -59,9 +59,12 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
     let mode: ExecutionMode
     let buffer: Int
     let ordered: Bool
+    /// Nanoseconds a worker may compute on one item before the run stops it; nil: no limit.
+    let stallTimeout: UInt64?
     let plan: SlotPlan
 
-    init(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool, ordered: Bool) throws(PipelineError) {
+    init(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool, ordered: Bool,
+         stallTimeout: Duration?) throws(PipelineError) {
         var nodes: [Node] = []
         for stage in [pipeline.source] + (fusion ? fuse(pipeline.stages) : pipeline.stages) {
             let role: Role = switch stage.work {
@@ -97,6 +100,13 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         self.mode = mode
         self.buffer = buffer
         self.ordered = ordered
+        if let stallTimeout {
+            guard stallTimeout > .zero else { throw .invalidDefinition("stallTimeout must be positive, got \(stallTimeout)") }
+            let (seconds, attoseconds) = stallTimeout.components
+            self.stallTimeout = UInt64(min(seconds, 1 << 32)) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        } else {
+            self.stallTimeout = nil
+        }
     }
 
     /// Runs to completion; `reduce` sees every item on the calling thread, in index order
@@ -115,7 +125,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
             statistics(workers: workers, control: control, seconds: Double(nowNanoseconds() - start) / 1e9,
                        memoryBytes: memoryBytes)
         }
-        var threads: [pthread_t] = []
+        var threads: [(worker: Int, thread: pthread_t)] = []
         var children: [Child] = []
         for (w, worker) in workers.enumerated() {
             switch mode {
@@ -124,7 +134,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
                     control.abort()
                     break
                 }
-                threads.append(thread)
+                threads.append((w, thread))
             case .processes:
                 fflush(nil)
                 let pid = fork()
@@ -137,7 +147,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         }
 
         var crash: PipelineError?
-        var sinkError: PipelineError?
+        var sinkError: PipelineError?  // the sink's own failure, a cancellation or a stall
         var done = 0
         let progress = ProgressLine(total: items)
         let sink = nodes.count - 1, last = sink - 1, owner = plan.owner[last]
@@ -152,6 +162,18 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
             let next = nextForSink(&expected, memory.rings, pool, control, w: sinkWorker) {
                 if cancelled() { sinkError = .cancelled; return false }
                 if let failure = reap(&children, control, blocking: false) { crash = failure; return false }
+                if let (w, seconds) = stalledWorker(workers.count, control) {
+                    sinkError = .stageStalled(stage: nodes[workers[w].node].name, item: control.currentItem(worker: w),
+                                              seconds: seconds)
+                    // Stop it: a process is killed (and reaped below); a thread cannot be,
+                    // so it is detached and finishes on its own, holding the run's memory.
+                    if let child = children.first(where: { $0.worker == w }) { kill(child.pid, SIGKILL) }
+                    if let i = threads.firstIndex(where: { $0.worker == w }) {
+                        pthread_detach(threads[i].thread)
+                        threads.remove(at: i)
+                    }
+                    return false
+                }
                 progress.update(done)
                 return !control.aborted
             }
@@ -181,7 +203,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
 
         // Teardown: on any failure every worker sees the abort flag within a wait slice.
         if done < items { control.abort() }
-        for thread in threads { pthread_join(thread, nil) }
+        for thread in threads { pthread_join(thread.thread, nil) }
         if let failure = reap(&children, control, blocking: true), crash == nil { crash = failure }
         let stats = statistics(workers: workers, control: control, seconds: Double(nowNanoseconds() - start) / 1e9,
                                memoryBytes: memoryBytes)
@@ -249,6 +271,19 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         }
         expected[j] += expected.count
         return (ring, frame)
+    }
+
+    /// The first worker that has computed on one item for longer than `stallTimeout`, with
+    /// how long, if any.
+    private func stalledWorker(_ workers: Int, _ control: ControlBlock) -> (Int, Double)? {
+        guard let limit = stallTimeout else { return nil }
+        let now = nowNanoseconds()
+        for w in 0..<workers {
+            if let since = control.busySince(worker: w), now > since, now - since > limit {
+                return (w, Double(now - since) / 1e9)
+            }
+        }
+        return nil
     }
 
     /// How long an order-free sink sleeps on one ring before looking at the others: the
@@ -345,6 +380,8 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
                 }
             }
             let t2 = nowNanoseconds()
+            control.setBusy(worker: w, since: t2)
+            defer { control.setBusy(worker: w, since: nil) }
             let out = outPool.slot(outSlot)
             let shape = node.outputShape
             do {

@@ -42,6 +42,18 @@ public enum ElementwiseOp<Element: MatrixElement>: Sendable {
     /// The most steps one program may have (`CONVEYOR_PROGRAM_MAX_OPS`).
     public static var maxProgramLength: Int { 16 }
 
+    /// Checks that `program` can run on `shape` matrices: at most ``maxProgramLength``
+    /// steps, and every matrix operand of that shape. Shared by `Matrix.apply` and the
+    /// pipeline's kernel stages.
+    static func validate(_ program: [ElementwiseOp], on shape: Shape) throws(MatrixError) {
+        guard program.count <= maxProgramLength else {
+            throw .programTooLong(steps: program.count, limit: maxProgramLength)
+        }
+        for case let operand? in program.lazy.map(\.operand) where operand.shape != shape {
+            throw .shapeMismatch(expected: shape, actual: operand.shape)
+        }
+    }
+
     /// The matrix operand of the step, if it has one.
     var operand: Matrix<Element>? {
         switch self {

@@ -78,11 +78,7 @@ extension Matrix {
     }
 
     private func validate(_ program: [ElementwiseOp<Element>]) throws(MatrixError) {
-        let limit = ElementwiseOp<Element>.maxProgramLength
-        guard program.count <= limit else { throw .programTooLong(steps: program.count, limit: limit) }
-        for case let operand? in program.lazy.map(\.operand) where operand.shape != shape {
-            throw .shapeMismatch(expected: shape, actual: operand.shape)
-        }
+        try ElementwiseOp.validate(program, on: shape)
     }
 
     /// self with `op` applied; for operators whose operands are already checked.

@@ -236,7 +236,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         while true {
             let oldest = expected.indices.min { expected[$0] < expected[$1] }!
             let candidates = ordered ? [oldest] : expected.indices.filter { expected[$0] < items }
-            for j in candidates where candidates.count > 1 || j != oldest {
+            for j in candidates where candidates.count > 1 {
                 // Order-free: take whatever is ready, without sleeping.
                 let ring = rings.forwardConsumer(last, from: j, to: 0)
                 var frame = PipelineRings.Frame(item: -1, slot: -1)
@@ -259,16 +259,11 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         }
     }
 
-    /// Checks a frame the sink received on ring `j` against the item that ring owes and the
-    /// pool's slots; records a protocol error (and returns nil) if it is not.
+    /// Checks a frame the sink received on ring `j` against the item that ring owes (see
+    /// ``verify(_:item:in:replica:ring:_:_:)``) and moves that ring's expectation on.
     private func accept(_ frame: PipelineRings.Frame, from ring: OpaquePointer, _ j: Int, _ expected: inout [Int],
                         _ pool: SlotPool, _ control: ControlBlock, _ w: Int) -> (OpaquePointer, PipelineRings.Frame)? {
-        guard frame.item == expected[j], pool.contains(frame.slot) else {
-            _ = conveyor_ring_release(ring)
-            control.fail(worker: w, item: expected[j],
-                         message: "protocol error: expected item \(expected[j]), received \(frame.item) in slot \(frame.slot)")
-            return nil
-        }
+        guard verify(frame, item: expected[j], in: pool, ring: ring, control, w) else { return nil }
         expected[j] += expected.count
         return (ring, frame)
     }
@@ -434,15 +429,23 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
                 return nil
             }
         }
+        return verify(frame, item: item, in: pool, replica: replica, ring: ring, control, w) ? frame : nil
+    }
+
+    /// Whether a received frame carries `item` (any item when nil) and a slot of `pool` (of
+    /// `replica`'s slots, when given): frames come from shared memory, so check before
+    /// trusting. A bad frame is released and recorded as a protocol error.
+    private func verify(_ frame: PipelineRings.Frame, item: Int?, in pool: SlotPool, replica: Int? = nil,
+                        ring: OpaquePointer, _ control: ControlBlock, _ w: Int) -> Bool {
         let slotOK = replica.map { pool.owns(frame.slot, replica: $0) } ?? pool.contains(frame.slot)
         guard frame.item >= 0, item == nil || frame.item == item, slotOK else {
             _ = conveyor_ring_release(ring)
             let wanted = item.map { "item \($0)" } ?? "an item"
             control.fail(worker: w, item: item ?? -1,
                          message: "protocol error: expected \(wanted), received item \(frame.item) in slot \(frame.slot)")
-            return nil
+            return false
         }
-        return frame
+        return true
     }
 
     /// 0 when a worker stopped because of someone else's failure, `failedStatus` when its own

@@ -27,8 +27,6 @@ struct Stage: Sendable {
     var outputShape: Shape
     /// Element type of the matrices the stage outputs.
     var outputDType: DType
-
-    var isKernel: Bool { if case .kernel = work { return true } else { return false } }
 }
 
 /// A source with its element type erased: fills the slot at `slot` (a `shape` matrix) with
@@ -87,13 +85,10 @@ struct SlotReplaced: Error, CustomStringConvertible {
 /// A kernel stage's program with its element type erased. The C steps are made once, when
 /// the stage is declared, so running it allocates nothing per item.
 struct KernelProgram: Sendable {
-    /// The element type the program runs on.
-    let dtype: DType
-    /// Steps in the program.
-    let length: Int
     /// Runs the program in place over `count` elements at `slot`.
     let run: @Sendable (_ slot: UnsafeMutableRawPointer, _ count: Int) -> Void
-    /// Why the program cannot run on `shape` items (an operand of another shape), or nil.
+    /// Why the program cannot run on `shape` items (too many steps, an operand of another
+    /// shape), or nil.
     let problem: @Sendable (_ shape: Shape) -> String?
     private let typedOps: any Sendable
     private let append: @Sendable (_ next: KernelProgram) -> KernelProgram?
@@ -102,8 +97,6 @@ struct KernelProgram: Sendable {
         // The steps point into the operand matrices' storage; `ops` keeps it alive, and a
         // caller's later write to its matrix copies on write, leaving this storage as is.
         let steps = UncheckedSteps(steps: KernelCalls.steps(ops))
-        dtype = Element.dtype
-        length = ops.count
         typedOps = ops
         run = { slot, count in
             withExtendedLifetime(ops) {
@@ -112,11 +105,12 @@ struct KernelProgram: Sendable {
             }
         }
         problem = { shape in
-            guard ops.count <= ElementwiseOp<Element>.maxProgramLength else {
-                return "a program has at most \(ElementwiseOp<Element>.maxProgramLength) steps, got \(ops.count)"
+            do throws(MatrixError) {
+                try ElementwiseOp.validate(ops, on: shape)
+                return nil
+            } catch {
+                return "\(error)"
             }
-            guard let bad = ops.first(where: { $0.operand.map { $0.shape != shape } ?? false }) else { return nil }
-            return "an operand of shape \(bad.operand!.shape) cannot apply to \(shape) items"
         }
         append = { next in
             guard let more = next.typedOps as? [ElementwiseOp<Element>],

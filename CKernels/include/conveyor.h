@@ -50,14 +50,14 @@ extern "C" {
 /** Major version: incremented on any incompatible change of this header. */
 #define CONVEYOR_VERSION_MAJOR 0
 /** Minor version: incremented when functions or status codes are added. */
-#define CONVEYOR_VERSION_MINOR 2
+#define CONVEYOR_VERSION_MINOR 3
 /** Patch version: incremented for fixes that change no declaration. */
 #define CONVEYOR_VERSION_PATCH 0
 /** The version as one comparable number: major * 10000 + minor * 100 + patch. */
 #define CONVEYOR_VERSION_NUMBER \
     (CONVEYOR_VERSION_MAJOR * 10000 + CONVEYOR_VERSION_MINOR * 100 + CONVEYOR_VERSION_PATCH)
 /** The version as a string literal, "major.minor.patch". */
-#define CONVEYOR_VERSION_STRING "0.2.0"
+#define CONVEYOR_VERSION_STRING "0.3.0"
 /** True (1) at compile time when this header is at least version major.minor.patch. */
 #define CONVEYOR_CHECK_VERSION(major, minor, patch) \
     (CONVEYOR_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
@@ -96,12 +96,13 @@ enum conveyor_status {
     CONVEYOR_E_WRONG_ROLE = 13,      /**< A producer call on a consumer handle, or the reverse. */
     CONVEYOR_E_NOT_A_RING = 14,      /**< The memory does not start with a ring header. */
     CONVEYOR_E_VERSION = 15,         /**< The ring was made with another layout version. */
-    CONVEYOR_E_TRUNCATED = 16,       /**< The file is smaller than its header says. */
+    CONVEYOR_E_TRUNCATED = 16,       /**< The file starts like a ring but is smaller than its header says. */
     CONVEYOR_E_CORRUPT = 17,         /**< A shared index or frame header is impossible. */
     CONVEYOR_E_EXISTS = 18,          /**< A named ring of that name already exists. */
-    CONVEYOR_E_BUSY = 19,            /**< That side of the ring is held by another live process. */
+    CONVEYOR_E_BUSY = 19,            /**< That side is held by another live handle (in this or another process). */
     CONVEYOR_E_SYSTEM = 20,          /**< A system call failed; errno tells which way. */
-    CONVEYOR_E_TOO_LARGE = 21        /**< A frame does not fit in a slot. */
+    CONVEYOR_E_TOO_LARGE = 21,       /**< A frame does not fit in a slot. */
+    CONVEYOR_E_NOT_SEALED = 22       /**< A ring fd is not sealed against resizing (F_SEAL_SHRINK/GROW). Since 0.3. */
 };
 
 /**
@@ -398,22 +399,35 @@ int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stre
  *   MEMFD      a memfd: pass conveyor_ring_fd() to another process (e.g. dup2 it in
  *              posix_spawn file actions) and attach there with conveyor_ring_attach_fd.
  *   NAMED      a POSIX shared-memory object "/name", created exclusively with mode 0600:
- *              an unrelated process attaches with conveyor_ring_attach_named. The creator's
- *              conveyor_ring_destroy unlinks the name.
+ *              an unrelated process attaches with conveyor_ring_attach_named. The creating
+ *              process's conveyor_ring_destroy unlinks the name (a forked child's does not).
  *
- * Each side belongs to one process at a time (its pid is recorded in the ring). A side
- * may be taken over only when its owner is dead, so a restarted consumer receives again
- * the frame a dead consumer held: no slot is lost. A handle inherited across fork moves
- * to the child on its first use (or conveyor_ring_claim); the parent must then leave its
- * copy alone, except to destroy it.
+ * Each side belongs to one handle at a time (its process id is recorded in the ring). A
+ * side may be taken over when its owner is dead or has destroyed its handle; the new owner
+ * resumes at the shared position, so a new consumer receives again the frame the previous
+ * one held: no slot is lost. A handle inherited across fork moves to the child on its
+ * first use (or conveyor_ring_claim); the parent must then leave its copy alone, except to
+ * destroy it, which then does not free the side. A handle used again after the side
+ * changed hands resumes at the shared position too.
  *
- * If the other side's process dies without closing, a blocked call returns
- * CONVEYOR_E_PEER_DEAD within about 10 ms (checked every CONVEYOR_RING_PEER_CHECK_NS),
+ * If the other side's process dies (or destroys its handle) without closing, a call that
+ * waits returns CONVEYOR_E_PEER_DEAD within about 10 ms (checked every
+ * CONVEYOR_RING_PEER_CHECK_NS), and so does a poll (timeout 0) made after that delay,
  * after the consumer has received every frame committed before the death.
+ *
+ * Timeouts: < 0 waits without limit, 0 tries once, > 0 waits at most that long (however
+ * large: the deadline saturates), spinning included; a call returns at most a few
+ * microseconds after its deadline, plus scheduling delay.
  *
  * Trust: the other process may be buggy or hostile. Geometry is read once at attach and
  * validated; every shared index and frame header read later is checked before use, so a
- * corrupted ring yields CONVEYOR_E_CORRUPT, never an access outside the mapping.
+ * corrupted ring yields CONVEYOR_E_CORRUPT, never an access outside the mapping. A MEMFD
+ * ring is sealed at its size (F_SEAL_SHRINK | F_SEAL_GROW), and conveyor_ring_attach_fd
+ * refuses any fd that is not, so no peer can truncate the memory under another process.
+ * What remains: a NAMED ring cannot be sealed (POSIX shared memory has no seals), so a
+ * process of the same user that truncates the object makes the others' next access to
+ * it raise SIGBUS. Name rings only among processes you trust that far; give untrusted
+ * peers a MEMFD ring.
  * A handle is used by one thread at a time; different handles are independent.
  * =================================================================================== */
 
@@ -506,10 +520,13 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
                          conveyor_ring **consumer);
 
 /**
- * Attaches to the ring in a memfd or shared-memory fd (which it dups; the caller keeps
- * its own), as `role`. Validates magic, layout version, geometry and file size first.
- * Errors: CONVEYOR_E_NOT_A_RING, CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED,
- * CONVEYOR_E_CORRUPT, CONVEYOR_E_BUSY (the side is held by another live process),
+ * Attaches to the ring in a sealed memfd (which it dups; the caller keeps its own), as
+ * `role`. Validates the seals, magic, layout version, geometry, file size and shared
+ * counters first; a failed attach claims nothing. Cost: fstat, fcntl, mmap, and one
+ * pidfd probe if the side's previous owner must be checked.
+ * Errors: CONVEYOR_E_NOT_SEALED (the fd can be resized: not a MEMFD ring's; attach a NAMED
+ * ring by name), CONVEYOR_E_NOT_A_RING, CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED,
+ * CONVEYOR_E_CORRUPT, CONVEYOR_E_BUSY (the side is held by another live handle),
  * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM.
  */
 int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring);
@@ -531,8 +548,10 @@ int conveyor_ring_role_of(const conveyor_ring *ring);
 /**
  * Records the calling process as the owner of this handle's side, so the peer can tell
  * when it dies. Done automatically on first use after fork; call it explicitly right after
- * fork in the child to close the window before that first use.
- * Errors: CONVEYOR_E_BUSY if another live process took the side meanwhile.
+ * fork in the child to close the window before that first use. If the side was taken
+ * over or handed back meanwhile, the handle resumes at the shared position.
+ * Errors: CONVEYOR_E_BUSY if another live handle holds the side, CONVEYOR_E_CORRUPT if
+ * the shared counters are impossible (then nothing is claimed).
  */
 int conveyor_ring_claim(conveyor_ring *ring);
 
@@ -540,11 +559,12 @@ int conveyor_ring_claim(conveyor_ring *ring);
 int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin);
 
 /**
- * Unmaps and frees the handle (NULL is fine). It does not close the ring: a producer
- * should call conveyor_ring_close first, or its consumer sees PEER_DEAD once the process
- * exits (or waits until its timeout if the process lives on). A loan or received frame
- * outstanding on this handle is abandoned (the frame will be received again by a new
- * consumer). The creator of a NAMED ring unlinks its name here.
+ * Hands the side back, unmaps and frees the handle (NULL is fine). It does not close the
+ * ring: a producer should call conveyor_ring_close first, or its consumer sees PEER_DEAD.
+ * A loan or received frame outstanding on this handle is abandoned: the next handle to
+ * attach (in this or another process) resumes there and receives that frame again. A
+ * handle inherited over fork and not used since does not hand the side back (it may be
+ * the other process's now). The creating process of a NAMED ring unlinks its name here.
  */
 void conveyor_ring_destroy(conveyor_ring *ring);
 

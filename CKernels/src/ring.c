@@ -16,11 +16,13 @@
 
 /* ---- ownership and liveness ------------------------------------------------------ */
 
+/* The fork epoch: bumped in both parent and child at every fork(), so a handle can tell
+ * that its claim may have passed to another process (OWNERSHIP in ring_layout.h). */
 static cv_atomic_u64 cv_forks = 0;
 static pthread_once_t cv_atfork_once = PTHREAD_ONCE_INIT;
 
-static void cv_after_fork_in_child(void) { cv_bump_u64(&cv_forks, 1); }
-static void cv_register_atfork(void) { pthread_atfork(NULL, NULL, cv_after_fork_in_child); }
+static void cv_after_fork(void) { cv_bump_u64(&cv_forks, 1); }
+static void cv_register_atfork(void) { pthread_atfork(NULL, cv_after_fork, cv_after_fork); }
 
 static cv_atomic_u32 cv_nonces = 0;
 
@@ -31,7 +33,7 @@ uint32_t cv_next_nonce(void) {
     return nonce;
 }
 
-uint64_t cv_fork_generation(void) {
+uint64_t cv_fork_epoch(void) {
     pthread_once(&cv_atfork_once, cv_register_atfork);
     return cv_load_relaxed_u64(&cv_forks);
 }
@@ -61,21 +63,60 @@ static cv_atomic_u64 *cv_peer_owner(conveyor_ring *ring) {
 
 static uint32_t cv_owner_pid(uint64_t owner) { return (uint32_t)(owner >> 32); }
 
+/* Whether nobody will act on a side owned by `owner` again: it was handed back, or its
+ * process is gone. A side never claimed (CV_OWNER_NONE) is not gone: its owner is yet to
+ * come. */
+static bool cv_owner_gone(uint64_t owner) {
+    return owner == CV_OWNER_LEFT || !cv_process_alive(cv_owner_pid(owner));
+}
+
+/* Takes this side's position from the shared counters, as a new owner must: a frame the
+ * previous consumer held is received again, a loan the previous producer held is gone. */
+static int cv_load_position(conveyor_ring *ring) {
+    cv_ring_header *hdr = ring->hdr;
+    uint64_t head = cv_load_acquire_u64(&hdr->prod_head);   /* SYNC POINT A */
+    uint64_t tail = cv_load_acquire_u64(&hdr->cons_tail);   /* SYNC POINT B */
+    if (head - tail > ring->slot_count) return CONVEYOR_E_CORRUPT;
+    bool producer = ring->role == CONVEYOR_RING_PRODUCER;
+    ring->position = producer ? head : tail;
+    ring->peer_cache = producer ? tail : head;
+    ring->outstanding = false;
+    return CONVEYOR_OK;
+}
+
 int cv_ring_claim_side(conveyor_ring *ring) {
     cv_atomic_u64 *owner = cv_own_owner(ring);
     uint64_t me = (uint64_t)(uint32_t)getpid() << 32 | ring->nonce;
-    uint64_t current = cv_load_relaxed_u64(owner);
-    while (current != me) {
-        /* Free, still held under this handle's previous claim (we are its forked child),
-         * or held by a dead process: take it. Any other live owner keeps it. */
-        bool may_take = current == 0 || current == ring->claimed_owner ||
-                        !cv_process_alive(cv_owner_pid(current));
-        if (!may_take) return CONVEYOR_E_BUSY;
-        if (cv_cas_u64(owner, &current, me)) break;
+    uint64_t current = cv_load_acquire_u64(owner);
+    bool handover = false;
+    if (current != me) {
+        for (;;) {
+            handover = ring->claimed_owner != CV_OWNER_NONE && current == ring->claimed_owner;
+            bool free = current == CV_OWNER_NONE || cv_owner_gone(current);
+            if (!handover && !free) return CONVEYOR_E_BUSY;
+            if (cv_cas_u64(owner, &current, me)) break;  /* else `current` is the new word */
+        }
+        if (!handover) {
+            int status = cv_load_position(ring);
+            if (status != CONVEYOR_OK) {
+                uint64_t expected = me;  /* put the previous word back: claim nothing */
+                cv_cas_u64(owner, &expected, current);
+                return status;
+            }
+            ring->loans_since_check = 0;
+            ring->next_peer_check_ns = 0;
+        }
     }
     ring->claimed_owner = me;
-    ring->fork_generation = cv_fork_generation();
+    ring->fork_epoch = cv_fork_epoch();
     return CONVEYOR_OK;
+}
+
+void cv_ring_hand_back(conveyor_ring *ring) {
+    /* After a fork the claim may be the child's now (OWNERSHIP): then leave it alone. */
+    if (ring->claimed_owner == CV_OWNER_NONE || ring->fork_epoch != cv_fork_epoch()) return;
+    uint64_t expected = ring->claimed_owner;
+    cv_cas_u64(cv_own_owner(ring), &expected, CV_OWNER_LEFT);
 }
 
 int conveyor_ring_claim(conveyor_ring *ring) {
@@ -84,20 +125,20 @@ int conveyor_ring_claim(conveyor_ring *ring) {
 }
 
 /* Every operation starts here: right role, and this process owns the side (a handle used
- * for the first time in a forked child claims it then). */
+ * for the first time after a fork claims it again: a hand-over in the child, a no-op in
+ * the parent that still owns it). */
 static int cv_enter(conveyor_ring *ring, int role) {
     if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
     if (ring->role != role) return CONVEYOR_E_WRONG_ROLE;
-    if (ring->fork_generation != cv_load_relaxed_u64(&cv_forks))
-        return cv_ring_claim_side(ring);
+    if (ring->fork_epoch != cv_load_relaxed_u64(&cv_forks)) return cv_ring_claim_side(ring);
     return CONVEYOR_OK;
 }
 
-/* Rate-limited: whether the other side's process is gone. */
+/* Rate-limited: whether the other side's process is gone (or handed its side back). */
 static bool cv_peer_dead(conveyor_ring *ring, int64_t now) {
     if (now < ring->next_peer_check_ns) return false;
     ring->next_peer_check_ns = now + CONVEYOR_RING_PEER_CHECK_NS;
-    return !cv_process_alive(cv_owner_pid(cv_load_relaxed_u64(cv_peer_owner(ring))));
+    return cv_owner_gone(cv_load_relaxed_u64(cv_peer_owner(ring)));
 }
 
 /* Loans between two liveness checks of the consumer when the ring never fills. */
@@ -109,21 +150,44 @@ static bool cv_peer_dead(conveyor_ring *ring, int64_t now) {
  * while it must keep waiting, or a final status (end of stream, corrupt...). */
 typedef int (*cv_ready_fn)(conveyor_ring *ring);
 
+/* Spins between two clock reads: a pause costs tens of nanoseconds, a clock read ~20 ns,
+ * so 64 keeps the clock's share small and the overrun of a timeout to a few microseconds. */
+#define CV_SPINS_PER_CLOCK_READ 64
+
+/* now + timeout, saturated: a timeout too large to add waits forever instead of wrapping
+ * to a deadline in the past. timeout_ns < 0 means no limit. */
+static int64_t cv_deadline_after(int64_t now, int64_t timeout_ns) {
+    if (timeout_ns < 0 || timeout_ns > INT64_MAX - now) return INT64_MAX;
+    return now + timeout_ns;
+}
+
+/* The peer is gone and cannot act any more: one last look at what it left, then give up. */
+static int cv_after_peer_death(conveyor_ring *ring, cv_ready_fn ready) {
+    int status = ready(ring);
+    return status == CONVEYOR_E_TIMEOUT ? CONVEYOR_E_PEER_DEAD : status;
+}
+
 /*
  * Spin, then sleep on `doorbell` with the handshake of ring_layout.h, until ready() says
  * so, the deadline passes or the peer dies. `sleeping` is this side's flag; `waits`
- * counts sleeps.
+ * counts sleeps. Timeout 0 is a poll: one check (and, at most once per peer-check slice,
+ * a look at the peer's liveness, so pollers learn of a death too).
  */
 static int cv_wait(conveyor_ring *ring, int64_t timeout_ns, cv_ready_fn ready,
                    cv_atomic_u32 *doorbell, cv_atomic_u32 *sleeping, cv_atomic_u64 *waits) {
     int status = ready(ring);
     if (status != CONVEYOR_E_TIMEOUT) return status;
-    for (uint32_t i = 0; i < ring->spin && timeout_ns != 0; i++) {
+    int64_t now = cv_now_ns();
+    if (timeout_ns == 0) return cv_peer_dead(ring, now) ? cv_after_peer_death(ring, ready) : status;
+    int64_t deadline = cv_deadline_after(now, timeout_ns);
+    for (uint32_t i = 1; i <= ring->spin; i++) {
         cv_cpu_relax();
         if ((status = ready(ring)) != CONVEYOR_E_TIMEOUT) return status;
+        if (i % CV_SPINS_PER_CLOCK_READ != 0) continue;
+        now = cv_now_ns();
+        if (now >= deadline) return CONVEYOR_E_TIMEOUT;
+        if (cv_peer_dead(ring, now)) return cv_after_peer_death(ring, ready);
     }
-    int64_t now = cv_now_ns();
-    int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
     bool counted = false;
     for (;;) {
         uint32_t bell = cv_load_relaxed_u32(doorbell);  /* (1) before the fence */
@@ -134,9 +198,7 @@ static int cv_wait(conveyor_ring *ring, int64_t timeout_ns, cv_ready_fn ready,
         now = cv_now_ns();
         if (now >= deadline) break;
         if (cv_peer_dead(ring, now)) {
-            /* The peer cannot act any more; one last look at what it left, then give up. */
-            status = ready(ring);
-            if (status == CONVEYOR_E_TIMEOUT) status = CONVEYOR_E_PEER_DEAD;
+            status = cv_after_peer_death(ring, ready);
             break;
         }
         if (!counted) {
@@ -272,7 +334,7 @@ int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *byte
     void *slot;
     int status = conveyor_ring_loan(ring, timeout_ns, &slot, NULL);
     if (status != CONVEYOR_OK) return status;
-    memcpy(slot, bytes, info->byte_length);
+    if (info->byte_length > 0) memcpy(slot, bytes, info->byte_length);  /* bytes may be NULL */
     return conveyor_ring_commit(ring, info);
 }
 

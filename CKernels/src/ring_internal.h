@@ -19,6 +19,7 @@ typedef struct cv_mapping {
     int fd;              /* -1 for anonymous memory */
     int handles;         /* handles of this process using the mapping */
     char *unlink_name;   /* set for the creator of a NAMED ring */
+    pid_t creator_pid;   /* the process that may unlink it (not a forked child) */
 } cv_mapping;
 
 struct conveyor_ring {
@@ -37,8 +38,8 @@ struct conveyor_ring {
 
     /* ownership of this side (see OWNERSHIP in ring_layout.h) */
     uint32_t nonce;          /* this handle's half of the owner word */
-    uint64_t claimed_owner;  /* the owner word this handle last wrote */
-    uint64_t fork_generation;
+    uint64_t claimed_owner;  /* the owner word this handle last wrote (0: none yet) */
+    uint64_t fork_epoch;     /* cv_fork_epoch() when it did */
     int64_t next_peer_check_ns;
     uint32_t loans_since_check;
 
@@ -50,10 +51,13 @@ struct conveyor_ring {
 
 /* Maps, validates and claims (shm.c). */
 int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out);
-/* Ownership (ring.c). */
+/* Ownership (ring.c, OWNERSHIP in ring_layout.h): claims this handle's side, reloading
+ * its position on a takeover; BUSY while another live handle holds it. */
 int cv_ring_claim_side(conveyor_ring *ring);
-/* Process-wide count of forks this process went through (1 more in each child). */
-uint64_t cv_fork_generation(void);
+/* Gives the side back (CV_OWNER_LEFT) if this handle still owns it in this process. */
+void cv_ring_hand_back(conveyor_ring *ring);
+/* The fork epoch: changes in parent and child at every fork(). */
+uint64_t cv_fork_epoch(void);
 /* A nonce for a new handle, unique within this process. */
 uint32_t cv_next_nonce(void);
 

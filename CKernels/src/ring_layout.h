@@ -39,8 +39,9 @@
  *      frame is visible, so it drains them before reporting end of stream
  *
  * WAITING WITHOUT LOST WAKE-UPS (Drepper, "Futexes Are Tricky"; a Dekker handshake)
- *   A side that finds nothing to do spins `spin` times re-checking, then sleeps on the
- *   doorbell the other side rings. Consumer (producer symmetric with cons_doorbell,
+ *   A side that finds nothing to do spins `spin` times re-checking (reading the clock
+ *   every CV_SPINS_PER_CLOCK_READ spins, so spinning counts against the timeout and a dead
+ *   peer is noticed while spinning too), then sleeps on the doorbell the other side rings. Consumer (producer symmetric with cons_doorbell,
  *   prod_sleeping, cons_tail):
  *       bell = load(prod_doorbell)                  (1)
  *       cons_sleeping = 1
@@ -60,16 +61,33 @@
  *   producer's fence synchronizes with the consumer's, so the head load sees the commit.
  *   A ring that never fills or empties never sets sleeping, so it makes no syscalls.
  *   Sleeps are sliced (CONVEYOR_RING_PEER_CHECK_NS) so a sleeper also notices a dead peer,
- *   which cannot ring anything.
+ *   which cannot ring anything. A poll (timeout 0) that finds nothing checks the peer at
+ *   most once per slice, so a polling side notices a death as soon as a sleeping one.
+ *   Deadlines saturate at INT64_MAX: a huge timeout waits, it never wraps to "expired".
  *
  * OWNERSHIP
  *   prod_owner / cons_owner: the handle owning each side, as its process id (high 32 bits,
  *   used to tell whether the owner is alive) and a nonce unique to the handle within its
- *   process (low 32 bits); 0 = no owner yet. Changed only by compare-and-swap: by the
- *   same handle after fork (the child inherits the handle and its nonce: hand-over), or
- *   from a dead owner (takeover). A second handle on a live side, even in the same
- *   process, is refused. A side takes over its predecessor's position from the shared
- *   counter, so a frame held by a dead consumer is received again.
+ *   process (low 32 bits, never 0). Two reserved words have pid 0:
+ *       CV_OWNER_NONE (0)  never claimed yet: the side is free and its peer waits for it
+ *       CV_OWNER_LEFT (1)  handed back by conveyor_ring_destroy: free, and its peer treats
+ *                          it as a dead owner (PEER_DEAD), since nobody will act on it
+ *   The word changes only by compare-and-swap (cv_ring_claim_side), to a handle's own word
+ *   from one of:
+ *       - NONE, LEFT, or the word of a dead process             takeover
+ *       - the handle's own earlier word (we are the forked child
+ *         that inherited it, the parent leaves it alone)         hand-over
+ *   A second handle on a live side, even in the same process, is refused (BUSY).
+ *   On takeover the handle reloads its position from the shared counter (prod_head or
+ *   cons_tail) and forgets any loan or frame it thought it held, so a frame a dead
+ *   consumer held is received again; on hand-over it keeps its state, which the parent
+ *   left exactly at the shared counter. A claim whose reloaded counters fail validation
+ *   puts the previous word back: a failed claim claims nothing.
+ *   Giving a side back: conveyor_ring_destroy swaps the handle's own word for LEFT, but
+ *   only if no fork happened since the handle last claimed (a fork bumps an epoch in
+ *   parent and child, cv_fork_epoch), because after a fork the side may be the child's
+ *   to keep: a parent destroying its copies of handles its children use must not free
+ *   their sides. Only the creating process unlinks a NAMED ring's name.
  *
  * TRUST
  *   Geometry is validated at attach and copied into the handle; the shared copy is never
@@ -84,9 +102,11 @@
 #include <stdint.h>
 
 #define CV_RING_MAGIC 0x474E495259564E43ull /* "CNVYRING" in little-endian bytes */
-#define CV_RING_LAYOUT_VERSION 1u
+#define CV_RING_LAYOUT_VERSION 2u /* 2: CV_OWNER_LEFT */
 #define CV_RING_HEADER_BYTES 4096u
 #define CV_RING_DESC_BYTES 64u
+#define CV_OWNER_NONE 0u /* see OWNERSHIP */
+#define CV_OWNER_LEFT 1u
 
 typedef struct cv_ring_header {
     /* line 0: geometry, immutable once published */
@@ -106,7 +126,7 @@ typedef struct cv_ring_header {
     cv_atomic_u64 prod_head;
     cv_atomic_u32 prod_closed;
     uint32_t prod_reserved;
-    cv_atomic_u64 prod_owner;    /* pid << 32 | handle nonce; 0 = no owner yet */
+    cv_atomic_u64 prod_owner;    /* pid << 32 | handle nonce, or CV_OWNER_NONE/LEFT */
     cv_atomic_u64 prod_frames;
     cv_atomic_u64 prod_bytes;
     cv_atomic_u64 prod_peak;
@@ -114,7 +134,7 @@ typedef struct cv_ring_header {
 
     /* lines 4-5: written only by the consumer, on every release */
     cv_atomic_u64 cons_tail;
-    cv_atomic_u64 cons_owner;    /* pid << 32 | handle nonce; 0 = no owner yet */
+    cv_atomic_u64 cons_owner;    /* pid << 32 | handle nonce, or CV_OWNER_NONE/LEFT */
     cv_atomic_u64 cons_frames;
     uint8_t pad2[128 - 24];
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #define CV_RING_NAME_MAX 200
+/* The seals a ring file passed by fd must carry: its size is then fixed for good. */
+#define CV_RING_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 
 static uint64_t cv_page_size(void) {
     long page = sysconf(_SC_PAGESIZE);
@@ -58,7 +60,8 @@ static void cv_mapping_unref(cv_mapping *map) {
     munmap(map->base, map->bytes);
     if (map->fd >= 0) close(map->fd);
     if (map->unlink_name != NULL) {
-        shm_unlink(map->unlink_name);
+        /* A forked child destroying its inherited copy must not remove the name. */
+        if (getpid() == map->creator_pid) shm_unlink(map->unlink_name);
         free(map->unlink_name);
     }
     free(map);
@@ -90,21 +93,9 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
         .slot_bytes = slot_bytes, .slot_stride = stride, .descriptors_offset = descriptors,
         .slots_offset = slots, .spin = spin, .nonce = cv_next_nonce(),
     };
+    /* Claiming loads the position where the previous owner of this side stopped (a
+     * takeover resumes there) and claims nothing if the counters are impossible. */
     int status = cv_ring_claim_side(ring);
-    if (status != CONVEYOR_OK) {
-        free(ring);
-        return status;
-    }
-    /* Start where the previous owner of this side stopped (a takeover resumes there). */
-    if (role == CONVEYOR_RING_PRODUCER) {
-        ring->position = cv_load_acquire_u64(&hdr->prod_head);
-        ring->peer_cache = cv_load_acquire_u64(&hdr->cons_tail);
-        if (ring->position - ring->peer_cache > slot_count) status = CONVEYOR_E_CORRUPT;
-    } else {
-        ring->position = cv_load_acquire_u64(&hdr->cons_tail);
-        ring->peer_cache = cv_load_acquire_u64(&hdr->prod_head);
-        if (ring->peer_cache - ring->position > slot_count) status = CONVEYOR_E_CORRUPT;
-    }
     if (status != CONVEYOR_OK) {
         free(ring);
         return status;
@@ -134,13 +125,17 @@ static void cv_ring_format(cv_ring_header *hdr, const conveyor_ring_config *conf
 static int cv_ring_create_fd(const conveyor_ring_config *config, uint64_t bytes, int *fd_out) {
     int fd;
     if (config->backing == CONVEYOR_RING_MEMFD) {
-        fd = memfd_create("conveyor-ring", MFD_CLOEXEC);
+        fd = memfd_create("conveyor-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     } else {
         fd = shm_open(config->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 && errno == EEXIST) return CONVEYOR_E_EXISTS;
     }
     if (fd < 0) return CONVEYOR_E_SYSTEM;
-    if (ftruncate(fd, (off_t)bytes) != 0) {
+    /* A memfd is sealed at its size, so no process holding it can shrink it under the
+     * mappings of the others (which would raise SIGBUS in them). */
+    bool memfd = config->backing == CONVEYOR_RING_MEMFD;
+    if (ftruncate(fd, (off_t)bytes) != 0 ||
+        (memfd && fcntl(fd, F_ADD_SEALS, CV_RING_SEALS | F_SEAL_SEAL) != 0)) {
         int saved = errno;
         close(fd);
         if (config->backing == CONVEYOR_RING_NAMED) shm_unlink(config->name);
@@ -169,8 +164,10 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
     int flags = fd < 0 ? MAP_SHARED | MAP_ANONYMOUS : MAP_SHARED;
     void *base = mmap(NULL, g.total_bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
     cv_mapping *map = base == MAP_FAILED ? NULL : cv_mapping_new(base, g.total_bytes, fd);
-    if (map != NULL && config->backing == CONVEYOR_RING_NAMED)
+    if (map != NULL && config->backing == CONVEYOR_RING_NAMED) {
         map->unlink_name = strdup(config->name);
+        map->creator_pid = getpid();
+    }
     if (map == NULL || (config->backing == CONVEYOR_RING_NAMED && map->unlink_name == NULL)) {
         int saved = errno;
         if (base != MAP_FAILED) munmap(base, g.total_bytes);
@@ -200,20 +197,27 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
     return CONVEYOR_OK;
 }
 
-int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring) {
+/* Maps the whole file (its size bounds every access), then validates from the mapping.
+ * `require_seals`: the file must be sealed against resizing (every fd but a NAMED ring's,
+ * which POSIX shared memory cannot seal: see "Trust" in conveyor.h). */
+static int cv_ring_attach(int fd, int role, bool require_seals, conveyor_ring **ring) {
     if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
     if (fd < 0 || (role != CONVEYOR_RING_PRODUCER && role != CONVEYOR_RING_CONSUMER))
         return CONVEYOR_E_INVALID_ARGUMENT;
     struct stat st;
     if (fstat(fd, &st) != 0) return CONVEYOR_E_SYSTEM;
     if (!S_ISREG(st.st_mode)) return CONVEYOR_E_NOT_A_RING;
-    uint64_t size = (uint64_t)st.st_size;
-    if (size < CV_RING_HEADER_BYTES) {
-        uint64_t magic = 0;
-        return pread(fd, &magic, sizeof magic, 0) == (ssize_t)sizeof magic && magic != CV_RING_MAGIC
-                   ? CONVEYOR_E_NOT_A_RING : CONVEYOR_E_TRUNCATED;
+    /* The magic is read with pread, not through a mapping, so even an unsealed file that
+     * shrinks meanwhile cannot raise SIGBUS here. */
+    uint64_t size = (uint64_t)st.st_size, magic = 0;
+    bool starts_like_a_ring = pread(fd, &magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+                              magic == CV_RING_MAGIC;
+    if (!starts_like_a_ring) return CONVEYOR_E_NOT_A_RING;
+    if (size < CV_RING_HEADER_BYTES) return CONVEYOR_E_TRUNCATED;
+    if (require_seals) {
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & CV_RING_SEALS) != CV_RING_SEALS) return CONVEYOR_E_NOT_SEALED;
     }
-    /* Map the whole file (its size bounds every access), then validate from the mapping. */
     if (size > (uint64_t)PTRDIFF_MAX) return CONVEYOR_E_CORRUPT;
     int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0) return CONVEYOR_E_SYSTEM;
@@ -238,12 +242,16 @@ int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring) {
     return status;
 }
 
+int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring) {
+    return cv_ring_attach(fd, role, true, ring);
+}
+
 int conveyor_ring_attach_named(const char *name, int role, conveyor_ring **ring) {
     if (ring == NULL || name == NULL) return CONVEYOR_E_NULL_POINTER;
     if (!cv_valid_name(name)) return CONVEYOR_E_INVALID_ARGUMENT;
     int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return CONVEYOR_E_SYSTEM;
-    int status = conveyor_ring_attach_fd(fd, role, ring);
+    int status = cv_ring_attach(fd, role, false, ring);
     int saved = errno;
     close(fd);
     errno = saved;
@@ -262,6 +270,7 @@ int conveyor_ring_role_of(const conveyor_ring *ring) { return ring ? ring->role 
 
 void conveyor_ring_destroy(conveyor_ring *ring) {
     if (ring == NULL) return;
+    cv_ring_hand_back(ring);  /* the next handle may claim the side and resume there */
     cv_mapping_unref(ring->map);
     free(ring);
 }

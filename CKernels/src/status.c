@@ -30,20 +30,23 @@ static const cv_status_text cv_status_table[] = {
                                   "the producer closed the ring and every frame was received"},
     [CONVEYOR_E_CLOSED] = {"CONVEYOR_E_CLOSED", "the ring is closed"},
     [CONVEYOR_E_PEER_DEAD] = {"CONVEYOR_E_PEER_DEAD",
-                              "the process on the other side of the ring died without closing it"},
+                              "the process on the other side of the ring died (or left) without closing it"},
     [CONVEYOR_E_BAD_STATE] = {"CONVEYOR_E_BAD_STATE",
                               "call out of order (commit without loan, release without receive...)"},
     [CONVEYOR_E_WRONG_ROLE] = {"CONVEYOR_E_WRONG_ROLE",
                                "a producer call on a consumer handle, or the reverse"},
     [CONVEYOR_E_NOT_A_RING] = {"CONVEYOR_E_NOT_A_RING", "the memory is not a conveyor ring"},
     [CONVEYOR_E_VERSION] = {"CONVEYOR_E_VERSION", "the ring has another layout version"},
-    [CONVEYOR_E_TRUNCATED] = {"CONVEYOR_E_TRUNCATED", "the ring file is smaller than its header says"},
+    [CONVEYOR_E_TRUNCATED] = {"CONVEYOR_E_TRUNCATED", "the file starts like a ring but is smaller than its header says"},
     [CONVEYOR_E_CORRUPT] = {"CONVEYOR_E_CORRUPT",
                             "a shared index or frame header of the ring is impossible"},
     [CONVEYOR_E_EXISTS] = {"CONVEYOR_E_EXISTS", "a ring with that name already exists"},
-    [CONVEYOR_E_BUSY] = {"CONVEYOR_E_BUSY", "that side of the ring is held by another live process"},
+    [CONVEYOR_E_BUSY] = {"CONVEYOR_E_BUSY", "that side of the ring is held by another live handle (in this or another process)"},
     [CONVEYOR_E_SYSTEM] = {"CONVEYOR_E_SYSTEM", "a system call failed (see errno)"},
     [CONVEYOR_E_TOO_LARGE] = {"CONVEYOR_E_TOO_LARGE", "the frame does not fit in a ring slot"},
+    [CONVEYOR_E_NOT_SEALED] = {"CONVEYOR_E_NOT_SEALED",
+                               "the ring file is not sealed against resizing (F_SEAL_SHRINK, "
+                               "F_SEAL_GROW): another process could truncate it"},
 };
 
 static const cv_status_text *cv_status_lookup(int status) {

@@ -7,8 +7,9 @@ public struct Consumer: ~Copyable, Sendable {
 
     init(handle: RingHandle) { self.handle = handle }
 
-    /// Attaches to the consumer side of a ring in a memfd or shared-memory descriptor. If the
-    /// previous consumer died holding a frame, that frame is received again.
+    /// Attaches to the consumer side of a sealed `.memfd` ring by descriptor. If the previous
+    /// consumer died or let go of its handle while holding a frame, that frame is received
+    /// again.
     /// - Throws: as ``Producer/attach(fileDescriptor:)``.
     public static func attach(fileDescriptor: Int32) throws(RingError) -> Consumer {
         Consumer(handle: try RingHandle.attach(fileDescriptor: fileDescriptor, role: CONVEYOR_RING_CONSUMER))

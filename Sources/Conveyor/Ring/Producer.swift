@@ -7,10 +7,13 @@ public struct Producer: ~Copyable, Sendable {
 
     init(handle: RingHandle) { self.handle = handle }
 
-    /// Attaches to the producer side of a ring in a memfd or shared-memory descriptor
-    /// received from another process (the descriptor is duplicated; close yours freely).
-    /// - Throws: ``RingError/core(_:errno:)``: `CONVEYOR_E_NOT_A_RING`, `_VERSION`,
-    ///   `_TRUNCATED`, `_CORRUPT`, or `_BUSY` if a live process holds the side.
+    /// Attaches to the producer side of a `.memfd` ring whose descriptor came from another
+    /// process (the descriptor is duplicated; close yours freely). The memfd must be sealed
+    /// against resizing, as Conveyor's are, so no process can truncate it under another; a
+    /// `.named` ring is attached by name instead. If the previous producer died or left,
+    /// the new one continues after its last commit.
+    /// - Throws: ``RingError/core(_:errno:)``: `CONVEYOR_E_NOT_SEALED`, `_NOT_A_RING`,
+    ///   `_VERSION`, `_TRUNCATED`, `_CORRUPT`, or `_BUSY` if another live handle holds the side.
     public static func attach(fileDescriptor: Int32) throws(RingError) -> Producer {
         Producer(handle: try RingHandle.attach(fileDescriptor: fileDescriptor, role: CONVEYOR_RING_PRODUCER))
     }

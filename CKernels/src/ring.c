@@ -70,6 +70,18 @@ static bool cv_owner_gone(uint64_t owner) {
     return owner == CV_OWNER_LEFT || !cv_process_alive(cv_owner_pid(owner));
 }
 
+static void cv_ring_doorbell(cv_atomic_u32 *doorbell, cv_atomic_u32 *peer_sleeping,
+                             cv_atomic_u64 *wakes);
+
+/* Rings the doorbell this side rings after every commit (producer) or release (consumer). */
+static void cv_ring_peer_after_takeover(conveyor_ring *ring) {
+    cv_ring_header *hdr = ring->hdr;
+    if (ring->role == CONVEYOR_RING_PRODUCER)
+        cv_ring_doorbell(&hdr->prod_doorbell, &hdr->cons_sleeping, &hdr->prod_wakes);
+    else
+        cv_ring_doorbell(&hdr->cons_doorbell, &hdr->prod_sleeping, &hdr->cons_wakes);
+}
+
 /* Takes this side's position from the shared counters, as a new owner must: a frame the
  * previous consumer held is received again, a loan the previous producer held is gone. */
 static int cv_load_position(conveyor_ring *ring) {
@@ -89,10 +101,12 @@ int cv_ring_claim_side(conveyor_ring *ring) {
     uint64_t me = (uint64_t)(uint32_t)getpid() << 32 | ring->nonce;
     uint64_t current = cv_load_acquire_u64(owner);
     bool handover = false;
-    if (current != me) {
+    /* `current == me` for a handle that never claimed is a dead predecessor's word (its pid
+     * reused, its nonce counter restarted like ours): a takeover, not ours already. */
+    if (current != me || ring->claimed_owner != me) {
         for (;;) {
             handover = ring->claimed_owner != CV_OWNER_NONE && current == ring->claimed_owner;
-            bool free = current == CV_OWNER_NONE || cv_owner_gone(current);
+            bool free = current == CV_OWNER_NONE || current == me || cv_owner_gone(current);
             if (!handover && !free) return CONVEYOR_E_BUSY;
             if (cv_cas_u64(owner, &current, me)) break;  /* else `current` is the new word */
         }
@@ -105,6 +119,10 @@ int cv_ring_claim_side(conveyor_ring *ring) {
             }
             ring->loans_since_check = 0;
             ring->next_peer_check_ns = 0;
+            /* The previous owner may have died between its store and its doorbell: wake
+             * a peer that went to sleep on that doorbell, or it would sleep out its slice
+             * (found by the spin model: FINDING in Tests/Model/ring.pml). */
+            cv_ring_peer_after_takeover(ring);
         }
     }
     ring->claimed_owner = me;
@@ -281,10 +299,13 @@ static uint64_t cv_dtype_size(uint32_t dtype) {
 static int cv_check_frame(const conveyor_frame_info *info, uint64_t slot_bytes) {
     uint64_t bytes = cv_dtype_size(info->dtype);
     if (bytes == 0 || info->rank > CONVEYOR_FRAME_MAX_RANK) return CONVEYOR_E_INVALID_ARGUMENT;
-    for (uint32_t d = 0; d < info->rank; d++) {
-        if (info->shape[d] != 0 && bytes > UINT64_MAX / info->shape[d]) return CONVEYOR_E_TOO_LARGE;
+    bool empty = false;  /* a zero extent makes the product 0, however large the others */
+    for (uint32_t d = 0; d < info->rank; d++) empty = empty || info->shape[d] == 0;
+    for (uint32_t d = 0; d < info->rank && !empty; d++) {
+        if (bytes > UINT64_MAX / info->shape[d]) return CONVEYOR_E_TOO_LARGE;
         bytes *= info->shape[d];
     }
+    if (empty) bytes = 0;
     if (bytes != info->byte_length) return CONVEYOR_E_INVALID_ARGUMENT;
     return info->byte_length <= slot_bytes ? CONVEYOR_OK : CONVEYOR_E_TOO_LARGE;
 }
@@ -417,7 +438,7 @@ int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stat
         .consumer_wakes = cv_load_relaxed_u64(&hdr->cons_wakes),
         .peak_occupancy = cv_load_relaxed_u64(&hdr->prod_peak),
         .slot_count = ring->slot_count,
-        .closed = cv_load_relaxed_u32(&hdr->prod_closed),
+        .closed = cv_load_relaxed_u32(&hdr->prod_closed) != 0,  /* 0 or 1, whatever a peer wrote */
         .slot_bytes = ring->slot_bytes,
         .mapped_bytes = ring->map->bytes,
     };

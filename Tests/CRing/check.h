@@ -54,16 +54,17 @@ static inline conveyor_ring_config config(uint32_t slots, uint64_t bytes, int ba
 
 /* The names in /dev/shm, all of them (libomp's registration files included), so that a
  * test can say which entries it left behind. */
+#define SHM_MAX_NAMES 512
 typedef struct {
     int count;
-    char names[256][256];
+    char names[SHM_MAX_NAMES][256];
 } shm_snapshot;
 
 static inline void shm_snapshot_take(shm_snapshot *snap) {
     snap->count = 0;
     DIR *dir = opendir("/dev/shm");
     if (dir == NULL) return;
-    for (struct dirent *e; (e = readdir(dir)) != NULL && snap->count < 256;)
+    for (struct dirent *e; (e = readdir(dir)) != NULL && snap->count < SHM_MAX_NAMES;)
         if (e->d_name[0] != '.')
             snprintf(snap->names[snap->count++], sizeof snap->names[0], "%s", e->d_name);
     closedir(dir);

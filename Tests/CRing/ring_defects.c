@@ -540,6 +540,79 @@ static void rank_five_with_nonzero_extents_is_refused(void) {
     printf("  rank 5 with unit extents: refused at commit and at receive\n");
 }
 
+/* ---- found by the fuzzers ----------------------------------------------------------- */
+
+/* Found by fuzz_peer: a new handle whose owner word equals the word a dead predecessor
+ * left (its pid reused; forked children continue the parent's nonce counter, so both got
+ * the same nonce) was taken for "already mine" and started at position 0, delivering a
+ * released frame again. The reused pid is emulated by rewriting the dead word's pid. */
+static void a_reused_owner_word_is_a_takeover(void) {
+    conveyor_ring_config c = config(4, 64, CONVEYOR_RING_MEMFD);
+    conveyor_ring *p;
+    CHECK_STATUS(conveyor_ring_create(&c, &p, NULL), CONVEYOR_OK);
+    for (uint64_t i = 0; i < 3; i++) CHECK_STATUS(commit_tagged(p, i), CONVEYOR_OK);
+    int fd = conveyor_ring_fd(p);
+    cv_ring_header *hdr = hostile_view(p);
+    pid_t first = fork();
+    if (first == 0) {  /* takes frame 0, releases it, dies without destroy */
+        conveyor_ring *q;
+        const void *data;
+        conveyor_frame_info info;
+        if (conveyor_ring_attach_fd(fd, CONVEYOR_RING_CONSUMER, &q) != CONVEYOR_OK) _exit(2);
+        if (conveyor_ring_receive(q, 0, &data, &info) != CONVEYOR_OK || info.tag != 0) _exit(3);
+        conveyor_ring_release(q);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(first, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pid_t second = fork();
+    if (second == 0) {
+        uint64_t dead = atomic_load(&hdr->cons_owner);
+        atomic_store(&hdr->cons_owner, (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)dead);
+        conveyor_ring *q;
+        const void *data;
+        conveyor_frame_info info;
+        if (conveyor_ring_attach_fd(fd, CONVEYOR_RING_CONSUMER, &q) != CONVEYOR_OK) _exit(2);
+        if (conveyor_ring_receive(q, 0, &data, &info) != CONVEYOR_OK) _exit(3);
+        _exit(info.tag == 1 ? 0 : 4);
+    }
+    waitpid(second, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    drop_view(hdr);
+    conveyor_ring_destroy(p);
+    printf("  an owner word left by a dead process with our pid and nonce is taken over\n");
+}
+
+/* Found by fuzz_peer: the overflow test ran before a zero extent was seen, so an empty
+ * frame with huge other extents was TOO_LARGE (and CORRUPT from a descriptor); and stats
+ * passed a hostile prod_closed through instead of 0 or 1. */
+static void empty_frames_with_huge_extents_and_hostile_closed(void) {
+    conveyor_ring_config c = config(2, 64, CONVEYOR_RING_MEMFD);
+    conveyor_ring *p, *q;
+    CHECK_STATUS(conveyor_ring_create(&c, &p, &q), CONVEYOR_OK);
+    void *slot;
+    CHECK_STATUS(conveyor_ring_loan(p, 0, &slot, NULL), CONVEYOR_OK);
+    conveyor_frame_info empty = {.dtype = CONVEYOR_DTYPE_F32, .rank = 4,
+                                 .shape = {1ull << 61, 14, 31, 0}, .byte_length = 1};
+    CHECK_STATUS(conveyor_ring_commit(p, &empty), CONVEYOR_E_INVALID_ARGUMENT);
+    empty.byte_length = 0;
+    CHECK_STATUS(conveyor_ring_commit(p, &empty), CONVEYOR_OK);
+    const void *data;
+    conveyor_frame_info info;
+    CHECK_STATUS(conveyor_ring_receive(q, 0, &data, &info), CONVEYOR_OK);
+    CHECK(info.byte_length == 0 && info.shape[0] == 1ull << 61);
+    cv_ring_header *hdr = hostile_view(p);
+    atomic_store(&hdr->prod_closed, 4294967040u);
+    conveyor_ring_stats st;
+    CHECK_STATUS(conveyor_ring_get_stats(q, &st), CONVEYOR_OK);
+    CHECK(st.closed == 1);
+    drop_view(hdr);
+    conveyor_ring_destroy(p);
+    conveyor_ring_destroy(q);
+    printf("  empty frames with huge extents pass; stats.closed is 0 or 1\n");
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
@@ -557,6 +630,8 @@ static const struct {
     {"doorbell", a_sleeping_consumer_is_woken_by_the_commit},
     {"hostile_head", a_hostile_head_over_valid_descriptors_is_corrupt},
     {"rank_five", rank_five_with_nonzero_extents_is_refused},
+    {"reused_word", a_reused_owner_word_is_a_takeover},
+    {"empty_frames", empty_frames_with_huge_extents_and_hostile_closed},
 };
 
 /* `ring_defects [NAME...]` runs the tests whose names contain one of the arguments

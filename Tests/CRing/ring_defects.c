@@ -613,6 +613,29 @@ static void empty_frames_with_huge_extents_and_hostile_closed(void) {
     printf("  empty frames with huge extents pass; stats.closed is 0 or 1\n");
 }
 
+/* Found by the spin model (FINDING in Tests/Model/ring.pml): a consumer killed between its
+ * release and its doorbell, then replaced, left a producer that had gone to sleep on the
+ * full ring asleep with a free slot until its 10 ms slice. A takeover now rings the
+ * peer's doorbell. Here the peer's sleeping flag is set through the hostile view (the
+ * state the race leaves), and the replacement's attach must ring. */
+static void a_takeover_rings_the_peers_doorbell(void) {
+    conveyor_ring_config c = config(2, 64, CONVEYOR_RING_MEMFD);
+    conveyor_ring *p, *q;
+    CHECK_STATUS(conveyor_ring_create(&c, &p, NULL), CONVEYOR_OK);
+    cv_ring_header *hdr = hostile_view(p);
+    atomic_store(&hdr->prod_sleeping, 1);
+    uint32_t bell = atomic_load(&hdr->cons_doorbell);
+    CHECK_STATUS(conveyor_ring_attach_fd(conveyor_ring_fd(p), CONVEYOR_RING_CONSUMER, &q),
+                 CONVEYOR_OK);
+    CHECK(atomic_load(&hdr->cons_doorbell) == bell + 1);
+    CHECK(stat_of(p, offsetof(conveyor_ring_stats, consumer_wakes)) == 1);
+    atomic_store(&hdr->prod_sleeping, 0);
+    drop_view(hdr);
+    conveyor_ring_destroy(q);
+    conveyor_ring_destroy(p);
+    printf("  a takeover rings the doorbell of a peer that may be asleep\n");
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
@@ -632,6 +655,7 @@ static const struct {
     {"rank_five", rank_five_with_nonzero_extents_is_refused},
     {"reused_word", a_reused_owner_word_is_a_takeover},
     {"empty_frames", empty_frames_with_huge_extents_and_hostile_closed},
+    {"takeover_doorbell", a_takeover_rings_the_peers_doorbell},
 };
 
 /* `ring_defects [NAME...]` runs the tests whose names contain one of the arguments

@@ -1,4 +1,5 @@
 import BenchBaselines
+import Conveyor
 
 #if canImport(Glibc)
 import Glibc
@@ -35,8 +36,8 @@ func runConcurrently(_ scope: Scope, other: @escaping () -> Int32, main: () -> V
         let pid = bench_fork()
         if pid == 0 { bench_exit_child(other() == 0 ? 0 : 1) }
         main()
-        var status: Int32 = 0
-        waitpid(pid_t(pid), &status, 0)
-        return status == 0
+        // Reaped through Conveyor, which also removes the /dev/shm file the child's OpenMP
+        // runtime registered if it initialized one (_exit skips libomp's teardown).
+        return (try? ChildProcess.reap(pid_t(pid))) == 0
     }
 }

@@ -164,7 +164,9 @@ struct SeedSuite<T: BenchElement> {
             checksum += T.sum(buffer, count)
         }
         for pipe in pipes { close(pipe.read); close(pipe.write) }
-        for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+        // Reaped through Conveyor, which also removes the /dev/shm file each child's OpenMP
+        // runtime registered (the kernels initialize it; _exit skips its teardown).
+        for child in children { _ = try? ChildProcess.reap(child) }
         return checksum
     }
 

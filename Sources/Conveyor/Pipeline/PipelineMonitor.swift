@@ -24,6 +24,7 @@ public final class PipelineMonitor: Sendable {
     }
 
     private let state = Mutex<State>(.idle)
+    private let processes = Mutex<[Int32]>([])
 
     /// A monitor not yet attached to a run.
     public init() {}
@@ -40,7 +41,16 @@ public final class PipelineMonitor: Sendable {
         }
     }
 
-    func attach(_ snapshot: @escaping @Sendable () -> PipelineStats) { state.withLock { $0 = .running(snapshot) } }
+    /// The stage processes of the current (or last) run, in the order they were forked;
+    /// empty in threads mode. For tests that check what those processes left behind.
+    var stageProcessIDs: [Int32] { processes.withLock { $0 } }
+
+    func attach(_ snapshot: @escaping @Sendable () -> PipelineStats) {
+        processes.withLock { $0 = [] }
+        state.withLock { $0 = .running(snapshot) }
+    }
+
+    func recordStageProcess(_ pid: Int32) { processes.withLock { $0.append(pid) } }
 
     func finish(_ stats: PipelineStats) { state.withLock { $0 = .finished(stats) } }
 }

@@ -127,22 +127,29 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         }
         var threads: [(worker: Int, thread: pthread_t)] = []
         var children: [Child] = []
-        for (w, worker) in workers.enumerated() {
+        var startFailure: PipelineError?  // a thread or process that could not be started
+        startLoop: for (w, worker) in workers.enumerated() {
             switch mode {
             case .threads:
                 guard let thread = startThread({ _ = self.work(worker.node, worker.replica, w, memory, control) }) else {
+                    startFailure = .setupFailed("could not start a thread for stage '\(nodes[worker.node].name)'")
                     control.abort()
-                    break
+                    break startLoop
                 }
                 threads.append((w, thread))
             case .processes:
-                fflush(nil)
-                let pid = fork()
-                if pid == 0 {
+                switch Posix.fork() {
+                case .success(0):
                     claim(node: worker.node, replica: worker.replica, memory.rings)
                     _exit(work(worker.node, worker.replica, w, memory, control))
+                case let .success(pid):
+                    children.append(Child(pid: pid, worker: w, node: worker.node))
+                    monitor?.recordStageProcess(pid)
+                case let .failure(error):
+                    startFailure = .setupFailed("could not start a process for stage '\(nodes[worker.node].name)': \(error)")
+                    control.abort()
+                    break startLoop
                 }
-                if pid < 0 { control.abort() } else { children.append(Child(pid: pid, worker: w, node: worker.node)) }
             }
         }
 
@@ -167,7 +174,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
                                               seconds: seconds)
                     // Stop it: a process is killed (and reaped below); a thread cannot be,
                     // so it is detached and finishes on its own, holding the run's memory.
-                    if let child = children.first(where: { $0.worker == w }) { kill(child.pid, SIGKILL) }
+                    if let child = children.first(where: { $0.worker == w }) { Posix.kill(child.pid, SIGKILL) }
                     if let i = threads.firstIndex(where: { $0.worker == w }) {
                         pthread_detach(threads[i].thread)
                         threads.remove(at: i)
@@ -209,6 +216,7 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
                                memoryBytes: memoryBytes)
         monitor?.finish(stats)
 
+        if let startFailure { throw startFailure }
         if let sinkError { throw sinkError }
         if let failure = control.failure {
             let name = failure.worker == sinkWorker ? "sink" : nodes[workers[failure.worker].node].name
@@ -289,8 +297,6 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
     /// cancellation: the bound on how late a stop is noticed.
     static var slice: Int64 { 20_000_000 }
 
-    /// Reaps stage processes that ended; returns the first abnormal ending as an error.
-    /// With `blocking`, waits for all of them, killing any still alive after 2 s.
     /// A stage process: its pid, its worker index in the control block, and its node.
     private struct Child {
         var pid: pid_t
@@ -298,6 +304,10 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         var node: Int
     }
 
+    /// Reaps stage processes that ended (``Posix/reap(_:blocking:)``, which also removes
+    /// what each one's OpenMP runtime left in /dev/shm); returns the first abnormal ending
+    /// as an error. With `blocking`, waits for all of them, killing any still alive after
+    /// 2 s (the abort flag stops a healthy worker within a wait slice).
     private func reap(_ children: inout [Child], _ control: ControlBlock,
                       blocking: Bool) -> PipelineError? {
         var failure: PipelineError?
@@ -305,20 +315,29 @@ struct PipelineRunner<Element: MatrixElement>: Sendable {
         while !children.isEmpty {
             var remaining: [Child] = []
             for child in children {
-                var status: Int32 = 0
-                let done = waitpid(child.pid, &status, WNOHANG)
-                if done == 0 { remaining.append(child); continue }
+                let ending: Posix.Ending
+                do throws(SystemCallError) {
+                    guard let ended = try Posix.reap(child.pid, blocking: false) else { remaining.append(child); continue }
+                    ending = ended
+                } catch {
+                    // waitid refused the call itself (EINVAL: not with these flags); a child
+                    // reaped elsewhere comes back as .unknown instead. Nothing to wait for.
+                    if failure == nil { failure = .setupFailed("reaping stage '\(nodes[child.node].name)': \(error)") }
+                    continue
+                }
                 let workerName = nodes[child.node].name
-                let signal = status & 0x7f, code = (status >> 8) & 0xff
-                if signal != 0, failure == nil {
+                switch ending {
+                case let .signalled(signal) where failure == nil:
                     failure = .stageCrashed(stage: workerName, item: control.currentItem(worker: child.worker), signal: signal)
-                } else if code != 0, code != Self.failedStatus, failure == nil, control.failure == nil {
+                case let .exited(code) where code != 0 && code != Self.failedStatus && failure == nil && control.failure == nil:
                     failure = .stageExited(stage: workerName, status: code)
+                default:
+                    break
                 }
             }
             children = remaining
             if !blocking || children.isEmpty { break }
-            if nowNanoseconds() > deadline { children.forEach { kill($0.pid, SIGKILL) } }
+            if nowNanoseconds() > deadline { children.forEach { Posix.kill($0.pid, SIGKILL) } }
             usleep(1_000)
         }
         return failure

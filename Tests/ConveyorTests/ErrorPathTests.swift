@@ -106,8 +106,8 @@ import Testing
                                         CONVEYOR_E_BAD_STATE, CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NOT_A_RING,
                                         CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED, CONVEYOR_E_CORRUPT,
                                         CONVEYOR_E_EXISTS, CONVEYOR_E_BUSY, CONVEYOR_E_SYSTEM,
-                                        CONVEYOR_E_TOO_LARGE]
-        #expect(codes.map(\.rawValue) == Array(0...21), "every code, in order, without gaps")
+                                        CONVEYOR_E_TOO_LARGE, CONVEYOR_E_NOT_SEALED]
+        #expect(codes.map(\.rawValue) == Array(0...22), "every code, in order, without gaps")
         var messages: Set<String> = []
         for status in codes {
             let name = String(cString: conveyor_status_name(Int32(status.rawValue)))
@@ -117,7 +117,7 @@ import Testing
             messages.insert(message)
         }
         #expect(messages.count == codes.count)
-        for unknown: Int32 in [-1, 22, 1000, .max, .min] {
+        for unknown: Int32 in [-1, 23, 1000, .max, .min] {
             #expect(String(cString: conveyor_status_name(unknown)) == "CONVEYOR_E_UNKNOWN")
             #expect(String(cString: conveyor_status_message(unknown)) == "unknown conveyor status code")
         }

@@ -57,23 +57,30 @@ import Testing
     func orderFreeMergeDoesNotWaitForASlowItem(mode: ExecutionMode) throws {
         if Self.skipped(mode) { return }
         let items = 24
-        // Two replicas of every stage: odd items travel through replica 1 of each, apart
-        // from item 0's replicas.
-        let pipeline = Self.numbered(items: items, replicas: 2)
-            .stage("slow-at-0", replicas: 2) { input, output in
-                if input[0, 0] == 0 { usleep(300_000) }  // item 0, on replica 0
-                output = input
-            }
         for ordered in [true, false] {
-            let run = try pipeline.run(mode, buffer: 3, ordered: ordered, into: [Int]()) { seen, x in
+            // Item 0 (replica 0 of every node) is held until the items of replica 1 have
+            // gone ahead: in order, until replica 1 has started item 5 (its three slots'
+            // worth); order-free, until the sink has received every odd item. The hold is
+            // an event, a pipe the stage waits on (the stage may be a forked process).
+            let release = PipeSemaphore()
+            let pipeline = Self.numbered(items: items, replicas: 2)
+                .stage("slow-at-0", replicas: 2) { input, output in
+                    let item = Int(input[0, 0])
+                    if item == 0 { guard release.wait() else { throw NeverReleased() } }
+                    if ordered, item == 5 { release.signal() }
+                    output = input
+                }
+            let run = try pipeline.run(mode, buffer: 3, ordered: ordered, stallTimeout: nil, into: [Int]()) { seen, x in
                 seen.append(Int(x[0, 0]))
+                if !ordered, seen.count == items / 2, seen.allSatisfy({ $0 % 2 == 1 }) { release.signal() }
             }
             #expect(run.result.sorted() == Array(0..<items), "every item exactly once, ordered: \(ordered)")
             if ordered {
                 #expect(run.result == Array(0..<items))
             } else {
-                // The odd items do not wait behind item 0: all of them arrive while replica 0
-                // sleeps (the even ones stall behind it once its 3 slots are taken).
+                // The odd items did not wait behind item 0: all of them arrived while it was
+                // held (the even ones stall behind it once its 3 slots are taken). Had they
+                // waited, item 0 would never have been released: the run would have failed.
                 #expect(run.result.prefix(items / 2).allSatisfy { $0 % 2 == 1 }, "\(run.result)")
             }
         }
@@ -104,26 +111,39 @@ import Testing
     @Test(arguments: modes)
     func aMonitorReadsStatsDuringTheRun(mode: ExecutionMode) async throws {
         if Self.skipped(mode) { return }
-        let items = 60
+        let items = 60, held = 30
         let monitor = PipelineMonitor()
         #expect(monitor.stats == nil)
-        let pipeline = Self.numbered(items: items).stage("slow") { input, output in
-            usleep(5_000)
+        // The stage holds item `held` until the test has taken its snapshot, so the run is
+        // midway when it does, however the threads are scheduled. (Polling the monitor
+        // every 10 ms missed the whole run under ThreadSanitizer: the polling task waited
+        // seconds for a cooperative thread while other suites' tests held both.)
+        let release = PipeSemaphore()
+        let pipeline = Self.numbered(items: items).stage("held") { input, output in
+            if input[0, 0] == Double(held) { guard release.wait() else { throw NeverReleased() } }
             output = input
         }
-        let task = Task { try await pipeline.run(mode, monitor: monitor, into: 0) { n, _ in n += 1 } }
-        var midway: PipelineStats?
-        for _ in 0..<200 {
-            try await Task.sleep(for: .milliseconds(10))
-            if let stats = monitor.stats, let done = stats.stages.last?.items, done > 0, done < items {
-                midway = stats
-                break
+        // The sink tells the test when it has reduced every item before the held one.
+        let (reached, reachedHeld) = AsyncStream<Void>.makeStream()
+        let task = Task {
+            defer { reachedHeld.finish() }  // a run that ends early ends the wait too
+            return try await pipeline.run(mode, monitor: monitor, stallTimeout: nil, into: 0) { n, _ in
+                n += 1
+                if n == held { reachedHeld.yield() }
             }
         }
+        var events = reached.makeAsyncIterator()
+        let arrived = await events.next() != nil
+        let midway = monitor.stats
+        release.signal()
         let run = try await task.value
-        let live = try #require(midway, "no snapshot caught the run between its first and last item")
-        #expect(live.stages.map(\.name) == ["source", "slow", "sink"])
-        #expect(live.stages[1].items < items)
+        #expect(arrived, "the run ended before its sink reached item \(held)")
+        let live = try #require(midway)
+        #expect(live.stages.map(\.name) == ["source", "held", "sink"])
+        // The stage has passed on items 0..<held and holds item `held`; the sink has reduced
+        // them all (its counter may not yet show the last one).
+        #expect((held - 1...held).contains(live.stages[1].items), "\(live.stages.map(\.items))")
+        #expect((held - 1...held).contains(live.stages[2].items), "\(live.stages.map(\.items))")
         let final = try #require(monitor.stats)
         #expect(final.stages.map(\.items) == run.stats.stages.map(\.items))
         #expect(run.stats.stages.allSatisfy { $0.items == items })
@@ -146,19 +166,22 @@ import Testing
     @Test(arguments: modes)
     func aStalledStageStopsTheRunInsteadOfHangingIt(mode: ExecutionMode) {
         if Self.skipped(mode) { return }
-        // Item 2 takes 3 s (a stand-in for a deadlock); the watchdog allows 0.3 s.
+        // Item 2 is stuck (a stand-in for a deadlock) until the test releases it, which it
+        // does only after the run has returned: a run that waited for the stage would never
+        // return (until the stage's no-hang guard, which fails the stage instead). The
+        // watchdog allows 1 s, far more than any other item takes even under TSan.
+        let release = PipeSemaphore()
         let pipeline = Self.numbered(items: 8).stage("stuck") { input, output in
-            if input[0, 0] == 2 { sleep(3) }
+            if input[0, 0] == 2 { guard release.wait() else { throw NeverReleased() } }
             output = input
         }
-        let clock = ContinuousClock(), start = clock.now
         #expect {
-            _ = try pipeline.run(mode, stallTimeout: .milliseconds(300), into: 0) { n, _ in n += 1 }
+            _ = try pipeline.run(mode, stallTimeout: .seconds(1), into: 0) { n, _ in n += 1 }
         } throws: { error in
             guard case let .stageStalled(stage, item, seconds) = error as? PipelineError else { return false }
-            return stage == "stuck" && item == 2 && seconds >= 0.3
+            return stage == "stuck" && item == 2 && seconds >= 1
         }
-        #expect(clock.now - start < .seconds(2.5), "the run waited for the stalled stage")
+        release.signal()  // threads mode: the detached stage thread finishes its item and leaves
     }
 
     @Test(.disabled(if: PipelineTests.underTSan, "fork under ThreadSanitizer"))
@@ -180,7 +203,8 @@ import Testing
                 return
             }
         }
-        #expect(clock.now - start < .seconds(10))
+        // Only a hang guard: the watchdog stops a stuck stage after 1 s.
+        #expect(clock.now - start < NoHang.limit)
     }
 
     @Test func aKernelOperandOfAnotherShapeIsRejected() throws {

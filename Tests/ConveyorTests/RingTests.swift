@@ -17,10 +17,17 @@ import Testing
         let (handoff, consumerHandoff) = ring.split { (Handoff($0), Handoff($1)) }
         let consumer = consumerHandoff.take()
         let count = 500
+        // Each side waits for the other's event (a released slot, a committed frame); the
+        // timeouts are only no-hang guards. With 10 s per call this test once failed under
+        // ThreadSanitizer on a loaded machine: the consumer, an async task, waited over
+        // 10 s for a cooperative thread (other suites' tests held both), so the producer's
+        // loan on the full ring timed out; the producer then left without closing, and
+        // the consumer, resumed, drained the 3 frames and waited its own 10 s in vain.
         let producing = Thread.detachNewThreadWithResult {
             let producer = handoff.take()
+            defer { try? producer.close() }  // also on failure: the consumer sees the end at once
             for i in 0..<count {
-                var lease = try producer.loan(rows: 50, cols: 40, of: Double.self, timeout: .seconds(10))
+                var lease = try producer.loan(rows: 50, cols: 40, of: Double.self, timeout: NoHang.limit)
                 lease.withMatrix { $0.fillUniform(seed: 7, stream: UInt64(i)) }
                 try lease.commit(tag: UInt64(i))
             }
@@ -28,7 +35,7 @@ import Testing
             return producer.stats
         }
         var sum = 0.0, next: UInt64 = 0
-        while let frame = try await consumer.receive(timeout: .seconds(10)) {
+        while let frame = try await consumer.receive(timeout: NoHang.limit) {
             let tag = frame.tag, dtype = frame.dtype, shape = frame.shape
             #expect(tag == next && dtype == .float64 && shape == [50, 40])
             sum += try frame.withMatrix(of: Double.self) { $0.sum() }
@@ -54,11 +61,15 @@ import Testing
         nonisolated(unsafe) let producer = p!, consumer = c!
         defer { conveyor_ring_destroy(producer); conveyor_ring_destroy(consumer) }
         let frames: UInt64 = 1_000_000
+        // Both sides on threads of their own: a consumer blocking in C for seconds (17 s
+        // under TSan) on one of the cooperative pool's two threads starved the async tests
+        // of the suites running alongside. The timeouts are only no-hang guards.
         let producing = Thread.detachNewThreadWithResult {
+            defer { _ = conveyor_ring_close(producer) }  // also on failure: the consumer stops
             var checksum: UInt64 = 0
             for i in 0..<frames {
                 var slot: UnsafeMutableRawPointer?
-                guard conveyor_ring_loan(producer, 10_000_000_000, &slot, nil) == 0 else { return UInt64.max }
+                guard conveyor_ring_loan(producer, NoHang.nanoseconds, &slot, nil) == 0 else { return UInt64.max }
                 let value = i &* 0x9E37_79B9_7F4A_7C15
                 slot!.storeBytes(of: value, as: UInt64.self)
                 checksum = checksum &+ value
@@ -67,25 +78,28 @@ import Testing
                 info.shape.0 = 8; info.byte_length = 8; info.tag = i
                 guard conveyor_ring_commit(producer, &info) == 0 else { return UInt64.max }
             }
-            _ = conveyor_ring_close(producer)
             return checksum
         }
-        var checksum: UInt64 = 0, received: UInt64 = 0, inOrder = true
-        var data: UnsafeRawPointer?
-        var info = conveyor_frame_info()
-        var status: Int32
-        repeat {
-            status = conveyor_ring_receive(consumer, 10_000_000_000, &data, &info)
-            if status == 0 {
-                inOrder = inOrder && info.tag == received
-                checksum = checksum &+ data!.load(as: UInt64.self)
-                received += 1
-                _ = conveyor_ring_release(consumer)
-            }
-        } while status == 0
-        #expect(status == Int32(CONVEYOR_E_END_OF_STREAM.rawValue))
-        #expect(received == frames && inOrder)
-        #expect(try await producing.value == checksum)
+        let consuming = Thread.detachNewThreadWithResult {
+            var checksum: UInt64 = 0, received: UInt64 = 0, inOrder = true
+            var data: UnsafeRawPointer?
+            var info = conveyor_frame_info()
+            var status: Int32
+            repeat {
+                status = conveyor_ring_receive(consumer, NoHang.nanoseconds, &data, &info)
+                if status == 0 {
+                    inOrder = inOrder && info.tag == received
+                    checksum = checksum &+ data!.load(as: UInt64.self)
+                    received += 1
+                    _ = conveyor_ring_release(consumer)
+                }
+            } while status == 0
+            return (status: status, received: received, inOrder: inOrder, checksum: checksum)
+        }
+        let consumed = try await consuming.value
+        #expect(consumed.status == Int32(CONVEYOR_E_END_OF_STREAM.rawValue))
+        #expect(consumed.received == frames && consumed.inOrder)
+        #expect(try await producing.value == consumed.checksum)
     }
 
     @Test func slowConsumerGetsBackpressureNotLoss() async throws {
@@ -94,17 +108,21 @@ import Testing
         let consumer = consumerHandoff.take()
         let producing = Thread.detachNewThreadWithResult {
             let producer = handoff.take()
+            defer { try? producer.close() }
             for i in 0..<200 {
-                var lease = try producer.loan(rows: 1, cols: 8, of: Double.self, timeout: .seconds(10))
+                var lease = try producer.loan(rows: 1, cols: 8, of: Double.self, timeout: NoHang.limit)
                 lease.withUnsafeMutableBufferPointer { $0.initialize(repeating: Double(i)) }
                 try lease.commit(tag: UInt64(i))
             }
             try producer.close()
             return producer.stats
         }
+        // The consumer starts only once the producer has found the ring full and gone to
+        // sleep (its wait counter, which only grows, says so): backpressure is then certain,
+        // not a race between a 2 ms sleep and the producer's speed.
+        #expect(await NoHang.until { consumer.stats.producerWaits > 0 }, "the producer never waited")
         var seen = 0
-        while let frame = try await consumer.receive(timeout: .seconds(10)) {
-            if seen % 20 == 0 { usleep(2_000) }  // slower than the producer
+        while let frame = try await consumer.receive(timeout: NoHang.limit) {
             let first = try frame.withMatrix(of: Double.self) { $0[0, 7] }
             let tag = frame.tag
             #expect(first == Double(seen) && tag == UInt64(seen))
@@ -212,21 +230,23 @@ import Testing
     @Test func cancellationStopsAnAsyncReceivePromptly() async throws {
         let ring = try Ring.create(Self.config(slots: 1, rows: 1, cols: 1, spin: 0))
         let (producerHandoff, handoff) = ring.split { (Handoff($0), Handoff($1)) }
-        _ = producerHandoff
+        let producer = producerHandoff.take()  // kept, never used: the ring stays open
         let task = Task { () async throws(RingError) -> Bool in
             let consumer = handoff.take()
             let frame = try await consumer.receive()
             return frame != nil
         }
-        try await Task.sleep(for: .milliseconds(30))
+        // Cancel once the receive is asleep on the empty ring (the consumer's wait counter,
+        // which only grows, says so), so that the cancellation stops a blocked wait.
+        #expect(await NoHang.until { producer.stats.consumerWaits > 0 }, "the receive never waited")
         let cancelledAt = ContinuousClock.now
         task.cancel()
         let result = await task.result
         #expect(throws: RingError.cancelled) { try result.get() }
-        // Behaviour, not speed: without cancellation this receive would wait forever. The
-        // bound only catches a hang; the delay itself is the cooperative pool's, which
-        // other suites keep busy while this runs.
-        #expect(ContinuousClock.now - cancelledAt < .seconds(5))
+        // Behaviour, not speed: without cancellation this receive would wait forever; the
+        // guard only catches that. (The delay itself is the cooperative pool's, which other
+        // suites may keep busy while this runs.)
+        #expect(ContinuousClock.now - cancelledAt < NoHang.limit)
     }
 
     @Test func badShapesAndTypesThrowTypedErrors() throws {

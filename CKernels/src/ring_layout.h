@@ -75,14 +75,19 @@
  *   The word changes only by compare-and-swap (cv_ring_claim_side), to a handle's own word
  *   from one of:
  *       - NONE, LEFT, or the word of a dead process             takeover
+ *       - the handle's own word before it ever claimed: left by
+ *         a dead predecessor with our pid (reused) and nonce      takeover
  *       - the handle's own earlier word (we are the forked child
  *         that inherited it, the parent leaves it alone)         hand-over
  *   A second handle on a live side, even in the same process, is refused (BUSY).
  *   On takeover the handle reloads its position from the shared counter (prod_head or
  *   cons_tail) and forgets any loan or frame it thought it held, so a frame a dead
- *   consumer held is received again; on hand-over it keeps its state, which the parent
- *   left exactly at the shared counter. A claim whose reloaded counters fail validation
- *   puts the previous word back: a failed claim claims nothing.
+ *   consumer held is received again; then it rings the peer's doorbell as after a commit
+ *   or release (the previous owner may have died between its store and its doorbell,
+ *   with the peer already asleep: found by Tests/Model/ring.pml). On hand-over it keeps
+ *   its state, which the parent left exactly at the shared counter. A claim whose
+ *   reloaded counters fail validation puts the previous word back: a failed claim claims
+ *   nothing.
  *   Giving a side back: conveyor_ring_destroy swaps the handle's own word for LEFT, but
  *   only if no fork happened since the handle last claimed (a fork bumps an epoch in
  *   parent and child, cv_fork_epoch), because after a fork the side may be the child's

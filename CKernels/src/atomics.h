@@ -1,5 +1,6 @@
 /*
- * atomics.h — every memory ordering the ring uses, by name. The ring's code (ring.c,
+ * atomics.h — every memory ordering the ring uses, by name (and how untrusted shared
+ * memory is read exactly once: cv_copy_from_peer). The ring's code (ring.c,
  * shm.c) never says memory_order_*: a reviewer checks the protocol by reading its
  * SYNC POINT labels against these helpers.
  *
@@ -10,6 +11,7 @@
 #define CONVEYOR_ATOMICS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the ring needs lock-free 64-bit atomics");
@@ -75,6 +77,20 @@ static inline int cv_cas_u64(cv_atomic_u64 *p, uint64_t *expected, uint64_t desi
  * later loads. The wait/wake handshake needs exactly this, on both sides (Dekker): see
  * "no lost wake-ups" in ring.c (C++: atomic_thread_fence(memory_order_seq_cst)). */
 static inline void cv_fence_full(void) { atomic_thread_fence(memory_order_seq_cst); }
+
+/* Copies memory that another process may rewrite at any moment into private memory,
+ * reading each word exactly once. A plain read (memcpy included) of shared memory may
+ * legally be repeated by the compiler, which assumes nobody else writes it: clang -O2 did
+ * read a descriptor's byte_length once for the copy it returned and once more for the
+ * check, so a hostile peer could slip an unchecked value through. A compiler barrier after
+ * a memcpy does not help (both reads happen before it); volatile word reads do: everything
+ * after uses the copy, so what is validated is what is used. The copy may be torn between
+ * words; the caller validates it. `bytes` is a multiple of 8, both pointers 8-aligned. */
+static inline void cv_copy_from_peer(void *private_copy, const void *shared, size_t bytes) {
+    const volatile uint64_t *from = shared;
+    uint64_t *to = private_copy;
+    for (size_t i = 0; i < bytes / 8; i++) to[i] = from[i];
+}
 
 /* A polite pause inside a spin loop. */
 static inline void cv_cpu_relax(void) {

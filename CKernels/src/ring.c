@@ -395,10 +395,11 @@ int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **
 
     /* Copy the descriptor out before checking it: the producer's process may change the
      * shared copy at any time, and only the checked copy is used. */
-    const cv_slot_desc *desc = cv_slot_descriptor(ring, ring->position);
-    conveyor_frame_info copy = {.dtype = desc->dtype, .rank = desc->rank,
-                                .byte_length = desc->byte_length, .tag = desc->tag};
-    memcpy(copy.shape, desc->shape, sizeof copy.shape);
+    cv_slot_desc desc;
+    cv_copy_from_peer(&desc, cv_slot_descriptor(ring, ring->position), sizeof desc);
+    conveyor_frame_info copy = {.dtype = desc.dtype, .rank = desc.rank,
+                                .byte_length = desc.byte_length, .tag = desc.tag};
+    memcpy(copy.shape, desc.shape, sizeof copy.shape);
     if (cv_check_frame(&copy, ring->slot_bytes) != CONVEYOR_OK) return CONVEYOR_E_CORRUPT;
     ring->outstanding = true;
     *data = cv_slot_address(ring, ring->position);

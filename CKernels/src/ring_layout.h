@@ -95,9 +95,11 @@
  *   their sides. Only the creating process unlinks a NAMED ring's name.
  *
  * TRUST
- *   Geometry is validated at attach and copied into the handle; the shared copy is never
- *   read again. head - tail is checked against slot_count on every load, descriptors are
- *   copied out before they are validated, and slot addresses come from local geometry.
+ *   Geometry is copied out once at attach (cv_copy_from_peer), validated and kept in the
+ *   handle; the shared copy is never read again. head - tail is checked against
+ *   slot_count on every load; a descriptor is copied out once (cv_copy_from_peer: volatile
+ *   word reads, so the compiler cannot read shared memory twice) before it is validated, and only
+ *   the validated copy is returned; slot addresses come from local geometry.
  */
 #ifndef CONVEYOR_RING_LAYOUT_H
 #define CONVEYOR_RING_LAYOUT_H
@@ -174,5 +176,7 @@ typedef struct cv_slot_desc {
 } cv_slot_desc;
 
 _Static_assert(sizeof(cv_slot_desc) == CV_RING_DESC_BYTES, "descriptor layout changed");
+_Static_assert(sizeof(cv_slot_desc) % 8 == 0 && sizeof(cv_ring_header) % 8 == 0,
+               "cv_copy_from_peer copies whole 64-bit words");
 
 #endif /* CONVEYOR_RING_LAYOUT_H */

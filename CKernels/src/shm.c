@@ -72,12 +72,14 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
     if (map->bytes < CV_RING_HEADER_BYTES) return CONVEYOR_E_TRUNCATED;
     if (cv_load_acquire_u64(&hdr->magic) != CV_RING_MAGIC)
         return CONVEYOR_E_NOT_A_RING;
-    /* Read each geometry field once; from here on only these copies are used. */
-    uint32_t version = hdr->layout_version, header_bytes = hdr->header_bytes;
-    uint32_t slot_count = hdr->slot_count, spin = hdr->default_spin;
-    uint64_t slot_bytes = hdr->slot_bytes, stride = hdr->slot_stride;
-    uint64_t descriptors = hdr->descriptors_offset, slots = hdr->slots_offset;
-    uint64_t total = hdr->total_bytes;
+    /* Copy the geometry out once; from here on only the copy is used. */
+    cv_ring_header geometry;
+    cv_copy_from_peer(&geometry, hdr, sizeof geometry);
+    uint32_t version = geometry.layout_version, header_bytes = geometry.header_bytes;
+    uint32_t slot_count = geometry.slot_count, spin = geometry.default_spin;
+    uint64_t slot_bytes = geometry.slot_bytes, stride = geometry.slot_stride;
+    uint64_t descriptors = geometry.descriptors_offset, slots = geometry.slots_offset;
+    uint64_t total = geometry.total_bytes;
     if (version != CV_RING_LAYOUT_VERSION) return CONVEYOR_E_VERSION;
     cv_geometry g;
     if (header_bytes != CV_RING_HEADER_BYTES || !cv_geometry_for(slot_count, slot_bytes, &g) ||

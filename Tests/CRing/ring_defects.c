@@ -12,8 +12,10 @@
 #include "check.h"
 #include "../../CKernels/src/ring_layout.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -636,6 +638,148 @@ static void a_takeover_rings_the_peers_doorbell(void) {
     printf("  a takeover rings the doorbell of a peer that may be asleep\n");
 }
 
+/* ---- found by planting mutants ---------------------------------------------------- */
+
+/* Planted: cv_load_position no longer forgets a frame the handle thought it held. The
+ * parent holds frame 0 when it forks; a child releases it and dies holding frame 1; the
+ * next child's inherited handle still says "holding", and must forget it on takeover. */
+static void a_takeover_forgets_a_frame_the_inherited_handle_held(void) {
+    conveyor_ring_config c = config(4, 64, CONVEYOR_RING_ANONYMOUS);
+    c.spin = 0;
+    conveyor_ring *p, *q;
+    CHECK_STATUS(conveyor_ring_create(&c, &p, &q), CONVEYOR_OK);
+    for (uint64_t i = 0; i < 4; i++) CHECK_STATUS(commit_tagged(p, i), CONVEYOR_OK);
+    const void *data;
+    conveyor_frame_info info;
+    CHECK_STATUS(conveyor_ring_receive(q, 0, &data, &info), CONVEYOR_OK);  /* holds 0 */
+    pid_t first = fork();
+    if (first == 0) {  /* hand-over: releases 0, holds 1, dies */
+        if (conveyor_ring_release(q) != CONVEYOR_OK) _exit(2);
+        if (conveyor_ring_receive(q, 0, &data, &info) != CONVEYOR_OK) _exit(3);
+        _exit(info.tag == 1 ? 0 : 4);
+    }
+    int status = 0;
+    waitpid(first, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pid_t second = fork();  /* the parent's copy: position 0, "holding" */
+    if (second == 0) {
+        int s = conveyor_ring_receive(q, 0, &data, &info);
+        _exit(s == CONVEYOR_OK && info.tag == 1 ? 0 : 5);
+    }
+    waitpid(second, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    conveyor_ring_destroy(p);
+    conveyor_ring_destroy(q);
+    printf("  a takeover forgets the frame an inherited handle thought it held\n");
+}
+
+/* Planted: no last look after the peer's death (PEER_DEAD at once). A frame committed
+ * between the consumer's last check and its liveness check must still be delivered. The
+ * library's only poll() is that liveness check (on the dead producer's pidfd), so this
+ * program's poll() publishes a frame through the hostile view just before answering. */
+static cv_ring_header *last_look_view;
+static bool last_look_armed;
+
+int poll(struct pollfd *fds, nfds_t count, int timeout_ms) {
+    static int (*libc_poll)(struct pollfd *, nfds_t, int);
+    if (libc_poll == NULL) libc_poll = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+    if (last_look_armed) {
+        last_look_armed = false;
+        uint64_t head = atomic_load(&last_look_view->prod_head);
+        cv_slot_desc *d = descriptor(last_look_view, (uint32_t)(head % 4));
+        *d = (cv_slot_desc){.dtype = CONVEYOR_DTYPE_BYTES, .rank = 1, .shape = {8},
+                            .byte_length = 8, .tag = 77};
+        atomic_store(&last_look_view->prod_head, head + 1);
+    }
+    return libc_poll(fds, count, timeout_ms);
+}
+
+static void a_frame_committed_as_the_producer_dies_is_delivered(void) {
+    conveyor_ring_config c = config(4, 64, CONVEYOR_RING_MEMFD);
+    c.spin = 0;
+    conveyor_ring *q;
+    CHECK_STATUS(conveyor_ring_create(&c, NULL, &q), CONVEYOR_OK);
+    pid_t producer = fork();
+    if (producer == 0) {  /* claims the producer side and exits without destroy */
+        conveyor_ring *p;
+        _exit(conveyor_ring_attach_fd(conveyor_ring_fd(q), CONVEYOR_RING_PRODUCER, &p) == CONVEYOR_OK ? 0 : 2);
+    }
+    siginfo_t ended;
+    CHECK(waitid(P_PID, (id_t)producer, &ended, WEXITED | WNOWAIT) == 0);  /* dead, unreaped */
+    last_look_view = hostile_view(q);
+    last_look_armed = true;
+    const void *data;
+    conveyor_frame_info info = {0};
+    CHECK_STATUS(conveyor_ring_receive(q, 0, &data, &info), CONVEYOR_OK);
+    CHECK(info.tag == 77);
+    CHECK(!last_look_armed);  /* the liveness check did run */
+    waitpid(producer, NULL, 0);
+    drop_view(last_look_view);
+    conveyor_ring_destroy(q);
+    printf("  a frame committed as the producer died is delivered before PEER_DEAD\n");
+}
+
+/* Planted: receive returns the shared descriptor re-read after validation. (Unplanted,
+ * clang -O2 did the same: it re-read byte_length from shared memory after the check.) A
+ * thread plays a hostile producer that keeps flipping the descriptor between valid and
+ * impossible; every frame receive returns must be a valid one. Correct code can never
+ * fail this; broken code failed it within a second in every run tried. */
+static atomic_bool scribbling;
+
+static void *scribble_descriptor(void *arg) {
+    volatile cv_slot_desc *d = arg;
+    while (atomic_load_explicit(&scribbling, memory_order_relaxed)) {
+        d->rank = 7;
+        d->byte_length = 1u << 30;
+        d->rank = 1;
+        d->byte_length = 8;
+    }
+    return NULL;
+}
+
+static void receive_returns_only_what_it_validated(void) {
+    conveyor_ring_config c = config(1, 64, CONVEYOR_RING_MEMFD);
+    c.spin = 0;
+    conveyor_ring *p, *q;
+    CHECK_STATUS(conveyor_ring_create(&c, &p, &q), CONVEYOR_OK);
+    cv_ring_header *hdr = hostile_view(p);
+    uint64_t zero = 0;
+    conveyor_frame_info frame = u64_frame(0);
+    CHECK_STATUS(conveyor_ring_push(p, 0, &zero, &frame), CONVEYOR_OK);
+    atomic_store(&scribbling, true);
+    pthread_t thread;
+    pthread_create(&thread, NULL, scribble_descriptor, descriptor(hdr, 0));
+    long delivered = 0, refused = 0, inconsistent = 0;
+    double until = now_ms() + 1000;
+    while (now_ms() < until) {
+        const void *data;
+        conveyor_frame_info info;
+        int s = conveyor_ring_receive(q, 0, &data, &info);
+        if (s == CONVEYOR_E_CORRUPT) {
+            refused++;
+            continue;
+        }
+        CHECK_STATUS(s, CONVEYOR_OK);
+        if (s != CONVEYOR_OK) break;
+        delivered++;
+        if (info.rank != 1 || info.byte_length != 8) {
+            if (inconsistent++ == 0)
+                fprintf(stderr, "  not as validated: rank %u, byte_length %llu, shape0 %llu\n", info.rank,
+                        (unsigned long long)info.byte_length, (unsigned long long)info.shape[0]);
+        }
+        conveyor_ring_release(q);
+        conveyor_ring_push(p, 0, &zero, &frame);
+    }
+    atomic_store(&scribbling, false);
+    pthread_join(thread, NULL);
+    CHECK(inconsistent == 0);
+    printf("  receive returned only validated frames: %ld delivered, %ld refused, %ld not as validated\n",
+           delivered, refused, inconsistent);
+    drop_view(hdr);
+    conveyor_ring_destroy(p);
+    conveyor_ring_destroy(q);
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
@@ -656,6 +800,9 @@ static const struct {
     {"reused_word", a_reused_owner_word_is_a_takeover},
     {"empty_frames", empty_frames_with_huge_extents_and_hostile_closed},
     {"takeover_doorbell", a_takeover_rings_the_peers_doorbell},
+    {"inherited_holding", a_takeover_forgets_a_frame_the_inherited_handle_held},
+    {"last_look", a_frame_committed_as_the_producer_dies_is_delivered},
+    {"validated_copy", receive_returns_only_what_it_validated},
 };
 
 /* `ring_defects [NAME...]` runs the tests whose names contain one of the arguments

@@ -195,17 +195,28 @@ static int cv_wait(conveyor_ring *ring, int64_t timeout_ns, cv_ready_fn ready,
                    cv_atomic_u32 *doorbell, cv_atomic_u32 *sleeping, cv_atomic_u64 *waits) {
     int status = ready(ring);
     if (status != CONVEYOR_E_TIMEOUT) return status;
-    int64_t now = cv_now_ns();
-    if (timeout_ns == 0) return cv_peer_dead(ring, now) ? cv_after_peer_death(ring, ready) : status;
-    int64_t deadline = cv_deadline_after(now, timeout_ns);
+    if (timeout_ns == 0)
+        return cv_peer_dead(ring, cv_now_ns()) ? cv_after_peer_death(ring, ready) : status;
+    /* The clock is first read after CV_SPINS_PER_CLOCK_READ spins, not before the first:
+     * a streaming ring waits briefly on almost every frame, and a clock read there cost a
+     * third of its throughput. The deadline counts from that read (a few microseconds of
+     * spinning later). */
+    int64_t now = 0, deadline = 0;
+    bool clock_started = false;
     for (uint32_t i = 1; i <= ring->spin; i++) {
         cv_cpu_relax();
         if ((status = ready(ring)) != CONVEYOR_E_TIMEOUT) return status;
         if (i % CV_SPINS_PER_CLOCK_READ != 0) continue;
         now = cv_now_ns();
-        if (now >= deadline) return CONVEYOR_E_TIMEOUT;
+        if (!clock_started) {
+            deadline = cv_deadline_after(now, timeout_ns);
+            clock_started = true;
+        } else if (now >= deadline) {
+            return CONVEYOR_E_TIMEOUT;
+        }
         if (cv_peer_dead(ring, now)) return cv_after_peer_death(ring, ready);
     }
+    if (!clock_started) deadline = cv_deadline_after(cv_now_ns(), timeout_ns);
     bool counted = false;
     for (;;) {
         uint32_t bell = cv_load_relaxed_u32(doorbell);  /* (1) before the fence */

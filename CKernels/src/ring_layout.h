@@ -40,8 +40,9 @@
  *
  * WAITING WITHOUT LOST WAKE-UPS (Drepper, "Futexes Are Tricky"; a Dekker handshake)
  *   A side that finds nothing to do spins `spin` times re-checking (reading the clock
- *   every CV_SPINS_PER_CLOCK_READ spins, so spinning counts against the timeout and a dead
- *   peer is noticed while spinning too), then sleeps on the doorbell the other side rings. Consumer (producer symmetric with cons_doorbell,
+ *   every CV_SPINS_PER_CLOCK_READ spins, never before the first batch, so spinning counts
+ *   against the timeout and a dead peer is noticed while spinning too), then sleeps on
+ *   the doorbell the other side rings. Consumer (producer symmetric with cons_doorbell,
  *   prod_sleeping, cons_tail):
  *       bell = load(prod_doorbell)                  (1)
  *       cons_sleeping = 1

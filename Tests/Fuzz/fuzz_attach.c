@@ -51,7 +51,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,61 +61,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define FUZZ_TARGET "fuzz_attach"
+#include "fuzz_common.h"
+
 #define COMPACT_LIMIT (256u * 1024u) /* largest file a compact image is extended to */
-#define PID_LIMIT 4194304u           /* PID_MAX_LIMIT on 64-bit Linux */
-
-static bool g_trace;
-
-__attribute__((noreturn, format(printf, 1, 2))) static void bug(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "\nfuzz_attach: CONTRACT VIOLATION: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
-
-#define TRACE(...) \
-    do { if (g_trace) fprintf(stderr, __VA_ARGS__); } while (0)
-
-typedef uint32_t status_set;
-#define B(s) ((status_set)1u << (s))
-
-static const char *name(int s) { return conveyor_status_name(s); }
-
-static void check_status(const char *call, int s, status_set doc, status_set model) {
-    TRACE("  %-28s -> %s\n", call, name(s));
-    if (s < 0 || s >= 32 || !(doc & B(s)))
-        bug("%s returned %d (%s), which conveyor.h does not document for it", call, s, name(s));
-    if (!(model & B(s))) {
-        char allowed[512] = "";
-        for (int i = 0; i < 32; i++)
-            if (model & B(i)) {
-                strncat(allowed, " ", sizeof allowed - strlen(allowed) - 1);
-                strncat(allowed, name(i), sizeof allowed - strlen(allowed) - 1);
-            }
-        bug("%s returned %s; expected one of:%s", call, name(s), allowed);
-    }
-}
-
-#define DOC_ATTACH (B(CONVEYOR_OK) | B(CONVEYOR_E_NOT_SEALED) | B(CONVEYOR_E_NOT_A_RING) | \
-                    B(CONVEYOR_E_VERSION) | B(CONVEYOR_E_TRUNCATED) | B(CONVEYOR_E_CORRUPT) | \
-                    B(CONVEYOR_E_BUSY) | B(CONVEYOR_E_INVALID_ARGUMENT) | B(CONVEYOR_E_SYSTEM) | \
-                    B(CONVEYOR_E_NULL_POINTER))
-#define DOC_LOAN (B(CONVEYOR_OK) | B(CONVEYOR_E_TIMEOUT) | B(CONVEYOR_E_CLOSED) | \
-                  B(CONVEYOR_E_PEER_DEAD) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_WRONG_ROLE) | \
-                  B(CONVEYOR_E_CORRUPT) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_COMMIT (B(CONVEYOR_OK) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_TOO_LARGE) | \
-                    B(CONVEYOR_E_INVALID_ARGUMENT) | B(CONVEYOR_E_WRONG_ROLE) | \
-                    B(CONVEYOR_E_NULL_POINTER))
-#define DOC_ABANDON (B(CONVEYOR_OK) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_WRONG_ROLE))
-#define DOC_CLOSE (B(CONVEYOR_OK) | B(CONVEYOR_E_WRONG_ROLE) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_RECEIVE (B(CONVEYOR_OK) | B(CONVEYOR_E_TIMEOUT) | B(CONVEYOR_E_END_OF_STREAM) | \
-                     B(CONVEYOR_E_PEER_DEAD) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_CORRUPT) | \
-                     B(CONVEYOR_E_WRONG_ROLE) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_RELEASE (B(CONVEYOR_OK) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_WRONG_ROLE))
-#define DOC_STATS (B(CONVEYOR_OK) | B(CONVEYOR_E_NULL_POINTER))
 
 /* ---- the file --------------------------------------------------------------------- */
 
@@ -138,34 +86,6 @@ static uint64_t rd(uint64_t off, unsigned width) {
 }
 #define HDR(field) rd(offsetof(cv_ring_header, field), sizeof(((cv_ring_header *)0)->field))
 
-static uint64_t round_up(uint64_t v, uint64_t m) { return (v + m - 1) / m * m; }
-
-static uint64_t dtype_size(uint32_t dtype) {
-    switch (dtype) {
-    case CONVEYOR_DTYPE_BYTES: return 1;
-    case CONVEYOR_DTYPE_F32: return 4;
-    case CONVEYOR_DTYPE_F64: return 8;
-    default: return 0;
-    }
-}
-
-/* The documented frame rule, computed exactly (unbounded product: a zero extent makes it
- * 0, however large the others are). */
-static bool frame_valid(uint32_t dtype, uint32_t rank, const uint64_t *shape, uint64_t byte_length,
-                        uint64_t slot_bytes) {
-    uint64_t size = dtype_size(dtype);
-    if (size == 0 || rank > CONVEYOR_FRAME_MAX_RANK) return false;
-    unsigned __int128 product = size;
-    bool zero = false, overflow = false;
-    for (uint32_t d = 0; d < rank; d++) {
-        if (shape[d] == 0) zero = true;
-        product *= shape[d];
-        if (product > UINT64_MAX) overflow = true, product = UINT64_MAX;
-    }
-    if (zero) product = 0, overflow = false;
-    return !overflow && product == byte_length && byte_length <= slot_bytes;
-}
-
 /* The documented frame rule for the descriptor of slot `slot` in the file. */
 static bool desc_valid(uint32_t slot) {
     uint64_t off = CV_RING_HEADER_BYTES + (uint64_t)slot * CV_RING_DESC_BYTES;
@@ -175,7 +95,8 @@ static bool desc_valid(uint32_t slot) {
         uint64_t v = rd(off + i, 8);
         memcpy((char *)&d + i, &v, 8);
     }
-    return frame_valid(d.dtype, d.rank, d.shape, d.byte_length, F.slot_bytes);
+    conveyor_frame_info info = desc_info(&d);
+    return frame_valid(&info, F.slot_bytes);
 }
 
 static uint64_t owner_off(int role) {
@@ -189,7 +110,7 @@ static uint64_t owner_off(int role) {
 static uint32_t g_next_nonce;
 
 static uint32_t nonce_plus(uint32_t n, uint32_t k) {
-    while (k--) n = n + 1 == 0 ? 1 : n + 1;
+    while (k--) n = nonce_after(n);
     return n;
 }
 
@@ -197,27 +118,11 @@ static uint64_t next_handle_word(uint32_t ahead) {
     return (uint64_t)F.mypid << 32 | nonce_plus(g_next_nonce, ahead);
 }
 
-/* Whether a new handle may take a side whose owner word is `w`: 1 the side is free (never
- * claimed, handed back, a dead owner's, or the new handle's own word, which a dead
- * predecessor with the same pid and nonce left), 0 it is held by a live handle (BUSY),
- * -1 cannot tell. */
-static int owner_free(uint64_t w) {
-    if (w == CV_OWNER_NONE || w == CV_OWNER_LEFT) return 1;
-    uint32_t pid = (uint32_t)(w >> 32);
-    if (pid == 0 || pid == 1) return 0;
-    if (pid == F.mypid) return w == next_handle_word(0) ? 1 : 0;
-    if (pid >= PID_LIMIT && pid < 0x80000000u) return 1;
-    return -1;
-}
-
-/* 1 the owner is gone (PEER_DEAD), 0 alive or never claimed, -1 cannot tell. */
-static int owner_gone(uint64_t w) {
-    if (w == CV_OWNER_LEFT) return 1;
-    if (w == CV_OWNER_NONE) return 0;
-    uint32_t pid = (uint32_t)(w >> 32);
-    if (pid == 0 || pid == 1 || pid == F.mypid) return 0;
-    if (pid >= PID_LIMIT && pid < 0x80000000u) return 1;
-    return -1;
+/* Whether a new handle may take a side whose owner word is `w`: as owner_free, and its
+ * own word (a dead predecessor's with the same pid and nonce) is free too: a takeover. */
+static int owner_free_for_new_handle(uint64_t w) {
+    if (w == next_handle_word(0)) return 1;
+    return owner_free(w, F.mypid);
 }
 
 /* What attach_fd must return for this file, seals and fd; *validated tells whether the
@@ -231,26 +136,18 @@ static status_set attach_expect(int role, int seal_mode, int seals, bool *valida
         return B(CONVEYOR_E_NOT_SEALED);
     if (seal_mode == 5 || seal_mode == 7) fails |= B(CONVEYOR_E_SYSTEM); /* no RW mapping */
     if (HDR(layout_version) != CV_RING_LAYOUT_VERSION) fails |= B(CONVEYOR_E_VERSION);
-    uint32_t n = (uint32_t)HDR(slot_count);
-    uint64_t bytes = HDR(slot_bytes);
-    bool ok = HDR(header_bytes) == CV_RING_HEADER_BYTES && n >= 1 && n <= CONVEYOR_RING_MAX_SLOTS &&
-              bytes >= 1 && bytes <= CONVEYOR_RING_MAX_SLOT_BYTES;
-    uint64_t stride = ok ? round_up(bytes, F.page) : 0;
-    uint64_t so = ok ? round_up(CV_RING_HEADER_BYTES + (uint64_t)n * CV_RING_DESC_BYTES, F.page) : 0;
-    uint64_t total = so + (uint64_t)n * stride;
-    ok = ok && HDR(slot_stride) == stride && HDR(descriptors_offset) == CV_RING_HEADER_BYTES &&
-         HDR(slots_offset) == so && HDR(total_bytes) == total;
-    if (!ok) fails |= B(CONVEYOR_E_CORRUPT);
-    else if (total > F.size) fails |= B(CONVEYOR_E_TRUNCATED);
+    cv_ring_header line;
+    if (pread(F.fd, &line, 64, 0) != 64) abort();
+    geometry g;
+    fails |= geometry_expect(&line, F.page, F.size, &g);
     if (fails) return fails;
-    F.count = n;
-    F.slot_bytes = bytes;
-    F.stride = stride;
-    F.slots_offset = so;
+    F.count = g.count;
+    F.slot_bytes = g.slot_bytes;
+    F.stride = g.stride;
+    F.slots_offset = g.slots_offset;
     *validated = true;
-    int fr = owner_free(rd(owner_off(role), 8));
-    status_set take = HDR(prod_head) - HDR(cons_tail) > n ? B(CONVEYOR_E_CORRUPT) : B(CONVEYOR_OK);
-    return fr == 1 ? take : fr == 0 ? B(CONVEYOR_E_BUSY) : take | B(CONVEYOR_E_BUSY);
+    return claim_expect(owner_free_for_new_handle(rd(owner_off(role), 8)), HDR(prod_head),
+                        HDR(cons_tail), g.count);
 }
 
 /* `p` must be the start of slot `want` (or of any slot if want is UINT32_MAX): markers
@@ -292,50 +189,36 @@ static struct {
     bool closed;
     bool stuck;        /* the consumer met a corrupt descriptor */
     /* the wake model: the image's values, plus what the calls rang */
-    uint32_t prod_sleeping, cons_sleeping, prod_doorbell, cons_doorbell;
-    uint64_t prod_wakes, cons_wakes, prod_waits, cons_waits;
+    wake_model wake;
+    uint64_t prod_waits, cons_waits;
 } M;
 
+static wake_model file_wake(void) {
+    return (wake_model){.prod_sleeping = (uint32_t)HDR(prod_sleeping),
+                        .cons_sleeping = (uint32_t)HDR(cons_sleeping),
+                        .prod_doorbell = (uint32_t)HDR(prod_doorbell),
+                        .cons_doorbell = (uint32_t)HDR(cons_doorbell),
+                        .prod_wakes = HDR(prod_wakes),
+                        .cons_wakes = HDR(cons_wakes)};
+}
+
 static void load_wake_model(void) {
-    M.prod_sleeping = (uint32_t)HDR(prod_sleeping);
-    M.cons_sleeping = (uint32_t)HDR(cons_sleeping);
-    M.prod_doorbell = (uint32_t)HDR(prod_doorbell);
-    M.cons_doorbell = (uint32_t)HDR(cons_doorbell);
-    M.prod_wakes = HDR(prod_wakes);
-    M.cons_wakes = HDR(cons_wakes);
+    M.wake = file_wake();
     M.prod_waits = HDR(prod_waits);
     M.cons_waits = HDR(cons_waits);
 }
 
-/* A handle of `role` committed, closed, released or took its side over: it rings its
- * peer's doorbell iff the peer's sleeping flag is set. */
-static void rang(int role) {
-    if (role == CONVEYOR_RING_PRODUCER && M.cons_sleeping != 0) {
-        M.prod_doorbell++;
-        M.prod_wakes++;
-    } else if (role == CONVEYOR_RING_CONSUMER && M.prod_sleeping != 0) {
-        M.cons_doorbell++;
-        M.cons_wakes++;
-    }
-}
+/* A handle of `role` committed, closed, released or took its side over. */
+static void rang(int role) { wake_rang(&M.wake, role == CONVEYOR_RING_PRODUCER); }
 
 static void check_wake_model(const char *after) {
     if (F.size < CV_RING_HEADER_BYTES) return;
-    if (HDR(prod_sleeping) != M.prod_sleeping || HDR(cons_sleeping) != M.cons_sleeping ||
-        HDR(prod_waits) != M.prod_waits || HDR(cons_waits) != M.cons_waits)
-        bug("after %s: sleeping flags %u/%u, waits %llu/%llu; the image had %u/%u, %llu/%llu "
-            "(no call here sleeps)", after, (unsigned)HDR(prod_sleeping),
-            (unsigned)HDR(cons_sleeping), (unsigned long long)HDR(prod_waits),
-            (unsigned long long)HDR(cons_waits), M.prod_sleeping, M.cons_sleeping,
+    if (HDR(prod_waits) != M.prod_waits || HDR(cons_waits) != M.cons_waits)
+        bug("after %s: waits %llu/%llu; the image had %llu/%llu (no call here sleeps)", after,
+            (unsigned long long)HDR(prod_waits), (unsigned long long)HDR(cons_waits),
             (unsigned long long)M.prod_waits, (unsigned long long)M.cons_waits);
-    if (HDR(prod_doorbell) != M.prod_doorbell || HDR(cons_doorbell) != M.cons_doorbell ||
-        HDR(prod_wakes) != M.prod_wakes || HDR(cons_wakes) != M.cons_wakes)
-        bug("after %s: doorbells %u/%u, wakes %llu/%llu (producer/consumer); model %u/%u, "
-            "%llu/%llu (a side rings iff its peer's sleeping flag is set)", after,
-            (unsigned)HDR(prod_doorbell), (unsigned)HDR(cons_doorbell),
-            (unsigned long long)HDR(prod_wakes), (unsigned long long)HDR(cons_wakes),
-            M.prod_doorbell, M.cons_doorbell, (unsigned long long)M.prod_wakes,
-            (unsigned long long)M.cons_wakes);
+    wake_model now = file_wake();
+    wake_check(&now, &M.wake, after);
 }
 
 static status_set receive_expect(void) {
@@ -344,7 +227,7 @@ static status_set receive_expect(void) {
         return desc_valid((uint32_t)(M.tail % F.count)) ? B(CONVEYOR_OK) : B(CONVEYOR_E_CORRUPT);
     if (M.closed) return B(CONVEYOR_E_END_OF_STREAM);
     status_set e = B(CONVEYOR_E_TIMEOUT);
-    if (owner_gone(HDR(prod_owner)) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
+    if (owner_gone(HDR(prod_owner), F.mypid) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
     return e;
 }
 
@@ -362,7 +245,7 @@ static void drain(const char *phase) {
             if (s == CONVEYOR_E_CORRUPT) M.stuck = true;
             return;
         }
-        if (!frame_valid(info.dtype, info.rank, info.shape, info.byte_length, F.slot_bytes))
+        if (!frame_valid(&info, F.slot_bytes))
             bug("receive delivered an invalid frame (dtype %u rank %u byte_length %llu)",
                 info.dtype, info.rank, (unsigned long long)info.byte_length);
         check_slot_pointer(data, (uint32_t)(M.tail % F.count), "receive");
@@ -386,7 +269,7 @@ static status_set loan_expect(void) {
     if (M.prod.busy) return B(CONVEYOR_E_BAD_STATE);
     if (M.closed) return B(CONVEYOR_E_CLOSED);
     status_set e = M.head - M.tail >= F.count ? B(CONVEYOR_E_TIMEOUT) : B(CONVEYOR_OK);
-    if (owner_gone(HDR(cons_owner)) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
+    if (owner_gone(HDR(cons_owner), F.mypid) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
     return e;
 }
 
@@ -437,12 +320,12 @@ static void check_stats(conveyor_ring *r, const char *who) {
     if (st.closed != (HDR(prod_closed) != 0))
         bug("stats.closed %u, the file says %u (stats.closed is 0 or 1)", st.closed,
             (unsigned)HDR(prod_closed));
-    if (st.producer_wakes != M.prod_wakes || st.consumer_wakes != M.cons_wakes ||
+    if (st.producer_wakes != M.wake.prod_wakes || st.consumer_wakes != M.wake.cons_wakes ||
         st.producer_waits != M.prod_waits || st.consumer_waits != M.cons_waits)
         bug("%s stats: wakes %llu/%llu, waits %llu/%llu; model %llu/%llu, %llu/%llu", who,
             (unsigned long long)st.producer_wakes, (unsigned long long)st.consumer_wakes,
             (unsigned long long)st.producer_waits, (unsigned long long)st.consumer_waits,
-            (unsigned long long)M.prod_wakes, (unsigned long long)M.cons_wakes,
+            (unsigned long long)M.wake.prod_wakes, (unsigned long long)M.wake.cons_wakes,
             (unsigned long long)M.prod_waits, (unsigned long long)M.cons_waits);
 }
 
@@ -461,23 +344,6 @@ static void destroy(handle *h) {
 
 /* ---- the input --------------------------------------------------------------------- */
 
-static int lowest_free_fd(void) {
-    int fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0) close(fd);
-    return fd;
-}
-
-static int fuzz_mappings(void) {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL) return 0;
-    char line[512];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "memfd:fuzz")) n++;
-    fclose(f);
-    return n;
-}
-
 /* A compact header whose header_bytes is 0 asks for the rest of its geometry to be derived
  * from slot_count and slot_bytes as ring_layout.h specifies, so that mutations reach
  * other consistent geometries (1 slot, 65536 slots, huge slots) in one step. */
@@ -491,14 +357,12 @@ static void derive_geometry(uint8_t *hdr, size_t h) {
     if (header_bytes != 0) return;
     header_bytes = CV_RING_HEADER_BYTES;
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), desc = CV_RING_HEADER_BYTES;
-    uint64_t stride = round_up(bytes, page);
-    uint64_t so = round_up(CV_RING_HEADER_BYTES + (uint64_t)n * CV_RING_DESC_BYTES, page);
-    uint64_t total = so + (uint64_t)n * stride;  /* may wrap for absurd values: then CORRUPT */
+    geometry g = geometry_of(n, bytes, page);  /* may wrap for absurd values: then CORRUPT */
     memcpy(hdr + offsetof(cv_ring_header, header_bytes), &header_bytes, 4);
-    memcpy(hdr + offsetof(cv_ring_header, slot_stride), &stride, 8);
+    memcpy(hdr + offsetof(cv_ring_header, slot_stride), &g.stride, 8);
     memcpy(hdr + offsetof(cv_ring_header, descriptors_offset), &desc, 8);
-    memcpy(hdr + offsetof(cv_ring_header, slots_offset), &so, 8);
-    memcpy(hdr + offsetof(cv_ring_header, total_bytes), &total, 8);
+    memcpy(hdr + offsetof(cv_ring_header, slots_offset), &g.slots_offset, 8);
+    memcpy(hdr + offsetof(cv_ring_header, total_bytes), &g.total, 8);
 }
 
 /* A compact header whose prod_reserved (ignored by the ring) has bit 0 (1) set gets, as
@@ -570,9 +434,7 @@ static int attach(int fd, int role, int seal_mode, int seals, handle *out, const
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static int baseline_fd = -1;
-    static unsigned long runs;
-    if (baseline_fd < 0) baseline_fd = lowest_free_fd();
+    leak_baseline();
     if (size < 1) return 0;
     uint8_t mode = data[0];
     const uint8_t *img = data + 1;
@@ -690,8 +552,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (F.view) munmap(F.view, F.size);
     if (fd != F.fd) close(fd);
     close(F.fd);
-    int probe = lowest_free_fd();
-    if (probe > baseline_fd + 16) bug("file descriptors leak: lowest free fd %d, was %d", probe, baseline_fd);
-    if (runs++ % 256 == 0 && fuzz_mappings() != 0) bug("a mapping of the file outlived every handle");
+    check_leaks("memfd:fuzz", "the file");
     return 0;
 }

@@ -52,7 +52,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,78 +61,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MAX_SLOTS 8    /* slots of the ring a program creates */
-#define MAX_OPS 512    /* operations per input */
-#define PID_LIMIT 4194304u  /* PID_MAX_LIMIT on 64-bit Linux: larger pids never exist */
-
 /* ---- violations ------------------------------------------------------------------ */
 
-static bool g_trace;
-static unsigned g_op_index;
+static unsigned g_op_index;  /* the operation running, named in every violation report */
 
-__attribute__((noreturn, format(printf, 1, 2))) static void bug(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "\nfuzz_peer: CONTRACT VIOLATION at op %u: ", g_op_index);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
+#define FUZZ_TARGET "fuzz_peer"
+#define FUZZ_WHERE() fprintf(stderr, " at op %u", g_op_index)
+#include "fuzz_common.h"
 
-#define TRACE(...) \
-    do { if (g_trace) fprintf(stderr, __VA_ARGS__); } while (0)
-
-/* ---- statuses -------------------------------------------------------------------- */
-
-typedef uint32_t status_set; /* bit s set: status s allowed */
-#define B(s) ((status_set)1u << (s))
-#define ANY_STATUS (~(status_set)0)
-
-static const char *name(int s) { return conveyor_status_name(s); }
-
-static bool in_set(int s, status_set set) { return s >= 0 && s < 32 && (set & B(s)); }
-
-/* What conveyor.h documents each call may return (NULL_POINTER for a NULL handle or
- * argument is the header's general convention). */
-#define DOC_LOAN (B(CONVEYOR_OK) | B(CONVEYOR_E_TIMEOUT) | B(CONVEYOR_E_CLOSED) | \
-                  B(CONVEYOR_E_PEER_DEAD) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_WRONG_ROLE) | \
-                  B(CONVEYOR_E_CORRUPT) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_COMMIT (B(CONVEYOR_OK) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_TOO_LARGE) | \
-                    B(CONVEYOR_E_INVALID_ARGUMENT) | B(CONVEYOR_E_WRONG_ROLE) | \
-                    B(CONVEYOR_E_NULL_POINTER))
-#define DOC_ABANDON (B(CONVEYOR_OK) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_WRONG_ROLE) | \
-                     B(CONVEYOR_E_NULL_POINTER))
-#define DOC_PUSH (DOC_LOAN | DOC_COMMIT)
-#define DOC_CLOSE (B(CONVEYOR_OK) | B(CONVEYOR_E_WRONG_ROLE) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_RECEIVE (B(CONVEYOR_OK) | B(CONVEYOR_E_TIMEOUT) | B(CONVEYOR_E_END_OF_STREAM) | \
-                     B(CONVEYOR_E_PEER_DEAD) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_CORRUPT) | \
-                     B(CONVEYOR_E_WRONG_ROLE) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_RELEASE (B(CONVEYOR_OK) | B(CONVEYOR_E_BAD_STATE) | B(CONVEYOR_E_WRONG_ROLE) | \
-                     B(CONVEYOR_E_NULL_POINTER))
-#define DOC_STATS (B(CONVEYOR_OK) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_CLAIM (B(CONVEYOR_OK) | B(CONVEYOR_E_BUSY) | B(CONVEYOR_E_CORRUPT) | \
-                   B(CONVEYOR_E_NULL_POINTER))
-#define DOC_SPIN (B(CONVEYOR_OK) | B(CONVEYOR_E_NULL_POINTER))
-#define DOC_ATTACH (B(CONVEYOR_OK) | B(CONVEYOR_E_NOT_SEALED) | B(CONVEYOR_E_NOT_A_RING) | \
-                    B(CONVEYOR_E_VERSION) | B(CONVEYOR_E_TRUNCATED) | B(CONVEYOR_E_CORRUPT) | \
-                    B(CONVEYOR_E_BUSY) | B(CONVEYOR_E_INVALID_ARGUMENT) | B(CONVEYOR_E_SYSTEM))
-
-/* The call returned `s`: it must be documented (`doc`) and predicted (`model`). */
-static void check_status(const char *call, int s, status_set doc, status_set model) {
-    TRACE("  %-34s -> %s\n", call, name(s));
-    if (!in_set(s, doc)) bug("%s returned %d (%s), which conveyor.h does not document for it",
-                             call, s, name(s));
-    if (!in_set(s, model)) {
-        char allowed[512] = "";
-        for (int i = 0; i < 32; i++)
-            if (model & B(i)) {
-                strncat(allowed, " ", sizeof allowed - strlen(allowed) - 1);
-                strncat(allowed, name(i), sizeof allowed - strlen(allowed) - 1);
-            }
-        bug("%s returned %s; the model allows only:%s", call, name(s), allowed);
-    }
-}
+#define MAX_SLOTS 8    /* slots of the ring a program creates */
+#define MAX_OPS 512    /* operations per input */
 
 /* ---- input reader ---------------------------------------------------------------- */
 
@@ -205,8 +142,7 @@ static struct {
     uint64_t n_commits, n_releases, n_bytes;
     uint32_t max_count;      /* largest slot_count any producer handle used */
     /* wake model, always exact: a hostile write of one of these is taken as the new value */
-    uint32_t prod_sleeping, cons_sleeping, prod_doorbell, cons_doorbell;
-    uint64_t prod_wakes, cons_wakes;
+    wake_model wake;
 
     uint8_t marker_round;
     uint32_t mypid;
@@ -229,73 +165,11 @@ static uint32_t rd32(uint64_t off) {
 #define HDR64(field) rd64(offsetof(cv_ring_header, field))
 #define HDR32(field) rd32(offsetof(cv_ring_header, field))
 
-static uint64_t round_up(uint64_t v, uint64_t m) { return (v + m - 1) / m * m; }
-
-static uint64_t dtype_size(uint32_t dtype) {
-    switch (dtype) {
-    case CONVEYOR_DTYPE_BYTES: return 1;
-    case CONVEYOR_DTYPE_F32: return 4;
-    case CONVEYOR_DTYPE_F64: return 8;
-    default: return 0;
-    }
-}
-
-/* The documented rule for a frame, computed exactly: known dtype, rank <= 4, byte_length
- * equal to the true (unbounded) product of the shape times the element size, and at
- * most slot_bytes. A zero extent makes the product 0 however large the other extents
- * are: such a frame is valid iff byte_length is 0, and INVALID_ARGUMENT otherwise (never
- * TOO_LARGE). Returns the statuses commit may give for the frame; `*valid` tells whether
- * it is valid. */
-static status_set frame_expect(const conveyor_frame_info *info, uint64_t slot_bytes, bool *valid) {
-    *valid = false;
-    uint64_t size = dtype_size(info->dtype);
-    if (size == 0 || info->rank > CONVEYOR_FRAME_MAX_RANK) return B(CONVEYOR_E_INVALID_ARGUMENT);
-    bool overflow = false;
-    unsigned __int128 product = size;
-    for (uint32_t d = 0; d < info->rank; d++) {
-        if (info->shape[d] == 0) {  /* an empty frame: the product is 0 */
-            if (info->byte_length != 0) return B(CONVEYOR_E_INVALID_ARGUMENT);
-            *valid = true;
-            return B(CONVEYOR_OK);
-        }
-        product *= info->shape[d];
-        if (product > UINT64_MAX) {
-            overflow = true;
-            product = UINT64_MAX; /* saturate; only "too big" matters now */
-        }
-    }
-    bool too_large = info->byte_length > slot_bytes;
-    if (overflow || product != info->byte_length)  /* shape and byte_length disagree */
-        return B(CONVEYOR_E_INVALID_ARGUMENT) | (too_large || overflow ? B(CONVEYOR_E_TOO_LARGE) : 0);
-    if (too_large) return B(CONVEYOR_E_TOO_LARGE);
-    *valid = true;
-    return B(CONVEYOR_OK);
-}
-
-/* Whether an owner word means "gone" to its peer (handed back or its process exited):
- * 1 gone, 0 alive (or never claimed), -1 cannot tell. */
-static int owner_gone(uint64_t w) {
-    if (w == CV_OWNER_LEFT) return 1;
-    if (w == CV_OWNER_NONE) return 0;
-    uint32_t pid = (uint32_t)(w >> 32);
-    if (pid == 0 || pid == 1 || pid == S.mypid) return 0;
-    if (pid >= PID_LIMIT && pid < 0x80000000u) return 1;
-    return -1;
-}
-
-/* Whether a claim may take a side whose owner word is `w`: 1 yes, 0 no (BUSY), -1 either. */
-static int owner_free(uint64_t w) {
-    if (w == CV_OWNER_NONE) return 1;
-    return owner_gone(w);
-}
-
 /* The nonce the next handle of this process will get (0: not known yet). ring.c hands
  * nonces out in sequence, one to every handle that passes header validation (whether
  * its claim then succeeds or not), skipping 0; the model follows that sequence so it
  * knows when a side's owner word is exactly the word a new handle will have. */
 static uint32_t g_next_nonce;
-
-static uint32_t nonce_after(uint32_t n) { return n + 1 == 0 ? 1 : n + 1; }
 
 /* The owner word of the next handle (or a word no handle will have, if not known). */
 static uint64_t next_handle_word(void) {
@@ -319,20 +193,21 @@ static void took_nonce(uint64_t word, const char *who) {
 static int owner_free_for_new_handle(uint64_t w) {
     if (g_next_nonce != 0 && w == next_handle_word()) return 1;
     if (g_next_nonce == 0 && (uint32_t)(w >> 32) == S.mypid) return -1;
-    return owner_free(w);
+    return owner_free(w, S.mypid);
 }
 
-/* Side k (P or C) committed, closed, released or took its side over: it rings its peer's
- * doorbell iff the peer's sleeping flag is set (no call here sleeps, so the flag holds
- * what the hostile peer last wrote). */
-static void rang(int k) {
-    if (k == P && S.cons_sleeping != 0) {
-        S.prod_doorbell++;
-        S.prod_wakes++;
-    } else if (k == C && S.prod_sleeping != 0) {
-        S.cons_doorbell++;
-        S.cons_wakes++;
-    }
+/* Side k (P or C) committed, closed, released or took its side over (no call here sleeps,
+ * so the peer's sleeping flag holds what the hostile peer last wrote). */
+static void rang(int k) { wake_rang(&S.wake, k == P); }
+
+/* The wake fields as the view shows them. */
+static wake_model view_wake(void) {
+    return (wake_model){.prod_sleeping = HDR32(prod_sleeping),
+                        .cons_sleeping = HDR32(cons_sleeping),
+                        .prod_doorbell = HDR32(prod_doorbell),
+                        .cons_doorbell = HDR32(cons_doorbell),
+                        .prod_wakes = HDR64(prod_wakes),
+                        .cons_wakes = HDR64(cons_wakes)};
 }
 
 static uint64_t owner_off(int k) {
@@ -425,10 +300,15 @@ static bool slot_in_flight(uint32_t s) {
 static conveyor_frame_info view_descriptor(uint32_t s) {
     cv_slot_desc d;
     memcpy(&d, S.view + CV_RING_HEADER_BYTES + (uint64_t)s * 64, sizeof d);
-    conveyor_frame_info info = {.dtype = d.dtype, .rank = d.rank, .byte_length = d.byte_length,
-                                .tag = d.tag};
-    memcpy(info.shape, d.shape, sizeof info.shape);
-    return info;
+    return desc_info(&d);
+}
+
+/* Whether two frame infos say the same (the shape up to the rank). */
+static bool same_info(const conveyor_frame_info *a, const conveyor_frame_info *b) {
+    bool same = a->dtype == b->dtype && a->rank == b->rank && a->byte_length == b->byte_length &&
+                a->tag == b->tag;
+    for (uint32_t k = 0; same && k < a->rank && k < 4; k++) same = a->shape[k] == b->shape[k];
+    return same;
 }
 
 /* Writes `size` bytes of v at `off` (header or descriptors) and records what the model
@@ -452,12 +332,7 @@ static void hostile_write(uint64_t off, uint32_t size, uint64_t v) {
                 case F_FRAMES: S.frames_tainted = true; break;
                 case F_COUNTER: S.counters_tainted = true; break;
                 case F_WAKE:  /* the library adds to these or leaves them: follow the new values */
-                    S.prod_sleeping = HDR32(prod_sleeping);
-                    S.cons_sleeping = HDR32(cons_sleeping);
-                    S.prod_doorbell = HDR32(prod_doorbell);
-                    S.cons_doorbell = HDR32(cons_doorbell);
-                    S.prod_wakes = HDR64(prod_wakes);
-                    S.cons_wakes = HDR64(cons_wakes);
+                    S.wake = view_wake();
                     break;
                 case F_OWNER: case F_NONE: break; /* owners are read back from the view */
                 }
@@ -512,13 +387,9 @@ static void check_shared_state(void) {
         if (HDR32(prod_closed) != (S.closed ? 1u : 0u))
             bug("prod_closed is %u, model %d", HDR32(prod_closed), S.closed);
         for (uint64_t seq = S.released; seq < S.committed; seq++) {
-            cv_slot_desc d;
-            memcpy(&d, S.view + CV_RING_HEADER_BYTES + (seq % S.count) * 64, sizeof d);
-            const conveyor_frame_info *w = &S.q[seq % S.count].info;
-            bool same = d.dtype == w->dtype && d.rank == w->rank &&
-                        d.byte_length == w->byte_length && d.tag == w->tag;
-            for (uint32_t k = 0; same && k < w->rank && k < 4; k++) same = d.shape[k] == w->shape[k];
-            if (!same) bug("descriptor of in-flight frame %llu changed", (unsigned long long)seq);
+            conveyor_frame_info d = view_descriptor((uint32_t)(seq % S.count));
+            if (!same_info(&S.q[seq % S.count].info, &d))
+                bug("descriptor of in-flight frame %llu changed", (unsigned long long)seq);
         }
     }
     if (!S.counters_tainted) {
@@ -534,16 +405,8 @@ static void check_shared_state(void) {
         if (HDR64(prod_peak) > S.max_count)
             bug("peak occupancy %llu > slot count %u", (unsigned long long)HDR64(prod_peak), S.max_count);
     }
-    if (HDR32(prod_sleeping) != S.prod_sleeping || HDR32(cons_sleeping) != S.cons_sleeping)
-        bug("sleeping flags %u/%u, model %u/%u: a timeout-0 call changed one",
-            HDR32(prod_sleeping), HDR32(cons_sleeping), S.prod_sleeping, S.cons_sleeping);
-    if (HDR32(prod_doorbell) != S.prod_doorbell || HDR32(cons_doorbell) != S.cons_doorbell ||
-        HDR64(prod_wakes) != S.prod_wakes || HDR64(cons_wakes) != S.cons_wakes)
-        bug("doorbells %u/%u and wakes %llu/%llu (producer/consumer), model %u/%u and "
-            "%llu/%llu (a side rings iff its peer's sleeping flag is set)", HDR32(prod_doorbell),
-            HDR32(cons_doorbell), (unsigned long long)HDR64(prod_wakes),
-            (unsigned long long)HDR64(cons_wakes), S.prod_doorbell, S.cons_doorbell,
-            (unsigned long long)S.prod_wakes, (unsigned long long)S.cons_wakes);
+    wake_model now = view_wake();
+    wake_check(&now, &S.wake, "the last call");
 }
 
 /* ---- operations ------------------------------------------------------------------ */
@@ -560,7 +423,7 @@ static status_set loan_expect(const side *h) {
     status_set e = S.committed - S.released >= S.count ? B(CONVEYOR_E_TIMEOUT) : B(CONVEYOR_OK);
     /* A gone consumer is reported by a poll that finds no room (at most once per peer
      * check slice) and every few thousand loans: either may come up. */
-    if (owner_gone(rd64(owner_off(C))) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
+    if (owner_gone(rd64(owner_off(C)), S.mypid) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
     return e;
 }
 
@@ -571,13 +434,12 @@ static status_set receive_expect(const side *h) {
                B(CONVEYOR_E_CORRUPT) | B(CONVEYOR_E_PEER_DEAD);
     if (S.released < S.committed) {
         const frame_rec *next = &S.q[S.released % S.count];
-        bool valid = true;
-        if (next->rewritten) frame_expect(&next->info, h->slot_bytes, &valid);
+        bool valid = !next->rewritten || frame_valid(&next->info, h->slot_bytes);
         return valid ? B(CONVEYOR_OK) : B(CONVEYOR_E_CORRUPT);
     }
     if (S.closed) return B(CONVEYOR_E_END_OF_STREAM);
     status_set e = B(CONVEYOR_E_TIMEOUT);
-    if (owner_gone(rd64(owner_off(P))) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
+    if (owner_gone(rd64(owner_off(P)), S.mypid) != 0) e |= B(CONVEYOR_E_PEER_DEAD);
     return e;
 }
 
@@ -641,12 +503,19 @@ static void op_commit(int k, const conveyor_frame_info *info, bool null_info) {
     if (s == CONVEYOR_OK) commit_done(h, info, S.loan_seed);
 }
 
+/* What abandon (a producer's call: `role` P) or release (C) on side k may return: each
+ * ends what the handle holds, a loan or a received frame. */
+static status_set ending_expect(int k, int role) {
+    const side *h = handle(k);
+    return h->r == NULL ? B(CONVEYOR_E_NULL_POINTER)
+           : k != role  ? B(CONVEYOR_E_WRONG_ROLE)
+           : h->busy    ? B(CONVEYOR_OK)
+                        : B(CONVEYOR_E_BAD_STATE);
+}
+
 static void op_abandon(int k) {
     side *h = handle(k);
-    status_set model = h->r == NULL ? B(CONVEYOR_E_NULL_POINTER)
-                       : k != P     ? B(CONVEYOR_E_WRONG_ROLE)
-                       : h->busy    ? B(CONVEYOR_OK)
-                                    : B(CONVEYOR_E_BAD_STATE);
+    status_set model = ending_expect(k, P);
     int s = conveyor_ring_abandon(h->r);
     check_status(k == P ? "abandon" : "abandon(on consumer)", s, DOC_ABANDON, model);
     if (s == CONVEYOR_OK) h->busy = false;
@@ -696,9 +565,7 @@ static void op_push(int k, const conveyor_frame_info *info, bool null_bytes) {
 }
 
 static void check_received(side *h, const void *data, const conveyor_frame_info *info) {
-    bool valid;
-    frame_expect(info, h->slot_bytes, &valid);
-    if (!valid)
+    if (!frame_valid(info, h->slot_bytes))
         bug("receive delivered an invalid frame: dtype %u rank %u shape %llu,%llu,%llu,%llu "
             "byte_length %llu (slot %llu)", info->dtype, info->rank,
             (unsigned long long)info->shape[0], (unsigned long long)info->shape[1],
@@ -715,13 +582,11 @@ static void check_received(side *h, const void *data, const conveyor_frame_info 
         bug("receive gave slot %u for frame %llu (slot %llu)", s, (unsigned long long)seq,
             (unsigned long long)(seq % S.count));
     const frame_rec *want = &S.q[seq % S.count];
-    bool same = info->dtype == want->info.dtype && info->rank == want->info.rank &&
-                info->byte_length == want->info.byte_length && info->tag == want->info.tag;
-    for (uint32_t k = 0; same && k < info->rank; k++) same = info->shape[k] == want->info.shape[k];
-    if (!same) bug("frame %llu arrived with another info (tag %llu, expected %llu%s)",
-                   (unsigned long long)seq, (unsigned long long)info->tag,
-                   (unsigned long long)want->info.tag,
-                   want->rewritten ? ", as the hostile peer rewrote its descriptor" : "");
+    if (!same_info(info, &want->info))
+        bug("frame %llu arrived with another info (tag %llu, expected %llu%s)",
+            (unsigned long long)seq, (unsigned long long)info->tag,
+            (unsigned long long)want->info.tag,
+            want->rewritten ? ", as the hostile peer rewrote its descriptor" : "");
     uint64_t n = info->byte_length < want->payload_bytes ? info->byte_length : want->payload_bytes;
     for (uint64_t i = 0; i < n; i++)
         if (d[i] != pattern(want->seed, i))
@@ -749,10 +614,7 @@ static int op_receive(int k, uint8_t v) {
 
 static int op_release(int k) {
     side *h = handle(k);
-    status_set model = h->r == NULL ? B(CONVEYOR_E_NULL_POINTER)
-                       : k != C     ? B(CONVEYOR_E_WRONG_ROLE)
-                       : h->busy    ? B(CONVEYOR_OK)
-                                    : B(CONVEYOR_E_BAD_STATE);
+    status_set model = ending_expect(k, C);
     int s = conveyor_ring_release(h->r);
     check_status(k == C ? "release" : "release(on producer)", s, DOC_RELEASE, model);
     if (s == CONVEYOR_OK) {
@@ -787,10 +649,10 @@ static void op_stats(int k, bool null_stats) {
             st.peak_occupancy > S.max_count || (S.n_commits > 0 && st.peak_occupancy == 0))
             bug("stats counters disagree with the model");
     }
-    if (st.producer_wakes != S.prod_wakes || st.consumer_wakes != S.cons_wakes)
+    if (st.producer_wakes != S.wake.prod_wakes || st.consumer_wakes != S.wake.cons_wakes)
         bug("stats report wakes %llu/%llu, model %llu/%llu", (unsigned long long)st.producer_wakes,
-            (unsigned long long)st.consumer_wakes, (unsigned long long)S.prod_wakes,
-            (unsigned long long)S.cons_wakes);
+            (unsigned long long)st.consumer_wakes, (unsigned long long)S.wake.prod_wakes,
+            (unsigned long long)S.wake.cons_wakes);
 }
 
 static void op_claim(int k) {
@@ -806,9 +668,7 @@ static void op_claim(int k) {
     if (cur == h->me) {
         model = B(CONVEYOR_OK);
     } else {
-        int fr = owner_free(cur);
-        status_set take = head - tail > h->count ? B(CONVEYOR_E_CORRUPT) : B(CONVEYOR_OK);
-        model = fr == 1 ? take : fr == 0 ? B(CONVEYOR_E_BUSY) : take | B(CONVEYOR_E_BUSY);
+        model = claim_expect(owner_free(cur, S.mypid), head, tail, h->count);
         takeover = true;
     }
     int s = conveyor_ring_claim(h->r);
@@ -849,46 +709,28 @@ static void destroy_side(int k) {
     *h = (side){0};
 }
 
-/* What attach_fd must return for the ring file as the view shows it now, up to the claim. */
-static status_set attach_header_expect(uint32_t *count, uint64_t *slot_bytes, uint64_t *stride,
-                                       uint64_t *slots_offset) {
+/* What attach_fd must return for the ring file as the view shows it now, up to the claim;
+ * *g: the geometry it finds there. */
+static status_set attach_header_expect(geometry *g) {
     status_set fails = 0;
     if (HDR64(magic) != CV_RING_MAGIC) fails |= B(CONVEYOR_E_NOT_A_RING);
     if (HDR32(layout_version) != CV_RING_LAYOUT_VERSION) fails |= B(CONVEYOR_E_VERSION);
-    uint32_t n = HDR32(slot_count);
-    uint64_t bytes = HDR64(slot_bytes);
-    bool geom_ok = HDR32(header_bytes) == CV_RING_HEADER_BYTES && n >= 1 &&
-                   n <= CONVEYOR_RING_MAX_SLOTS && bytes >= 1 &&
-                   bytes <= CONVEYOR_RING_MAX_SLOT_BYTES;
-    uint64_t st = geom_ok ? round_up(bytes, S.page) : 0;
-    uint64_t so = geom_ok ? round_up(CV_RING_HEADER_BYTES + (uint64_t)n * 64, S.page) : 0;
-    uint64_t total = so + (uint64_t)n * st;
-    geom_ok = geom_ok && HDR64(slot_stride) == st &&
-              HDR64(descriptors_offset) == CV_RING_HEADER_BYTES && HDR64(slots_offset) == so &&
-              HDR64(total_bytes) == total;
-    if (!geom_ok) fails |= B(CONVEYOR_E_CORRUPT);
-    else if (total > S.total) fails |= B(CONVEYOR_E_TRUNCATED);
-    *count = n;
-    *slot_bytes = bytes;
-    *stride = st;
-    *slots_offset = so;
-    return fails;
+    cv_ring_header line;
+    memcpy(&line, S.view, 64);
+    return fails | geometry_expect(&line, S.page, S.total, g);
 }
 
 /* Destroys side k first (reattach) or not (a probe: a second handle on the side, which is
  * destroyed again at once), then attaches a handle to it through the fd. */
 static void op_attach(int k, bool probe) {
     if (!probe) destroy_side(k);
-    uint32_t n;
-    uint64_t bytes, stride, so;
-    status_set model = attach_header_expect(&n, &bytes, &stride, &so);
+    geometry g;
+    status_set model = attach_header_expect(&g);
     uint64_t cur = rd64(owner_off(k));
     bool validated = model == 0;  /* the new handle gets a nonce and tries to claim */
     if (validated) {
-        int fr = owner_free_for_new_handle(cur);
-        status_set take = HDR64(prod_head) - HDR64(cons_tail) > n ? B(CONVEYOR_E_CORRUPT)
-                                                                  : B(CONVEYOR_OK);
-        model = fr == 1 ? take : fr == 0 ? B(CONVEYOR_E_BUSY) : take | B(CONVEYOR_E_BUSY);
+        model = claim_expect(owner_free_for_new_handle(cur), HDR64(prod_head), HDR64(cons_tail),
+                             g.count);
         TRACE("  owner word %llx, the new handle's %llx\n", (unsigned long long)cur,
               (unsigned long long)next_handle_word());
     }
@@ -905,8 +747,8 @@ static void op_attach(int k, bool probe) {
     rang(k);  /* a new handle's claim is always a takeover */
     if (conveyor_ring_role_of(r) != (k == P ? CONVEYOR_RING_PRODUCER : CONVEYOR_RING_CONSUMER))
         bug("attached handle has role %d", conveyor_ring_role_of(r));
-    side fresh = {.r = r, .count = n, .slot_bytes = bytes, .stride = stride, .slots_offset = so,
-                  .me = now};
+    side fresh = {.r = r, .count = g.count, .slot_bytes = g.slot_bytes, .stride = g.stride,
+                  .slots_offset = g.slots_offset, .me = now};
     if (probe) {
         /* Two handles on one side: hand the probe's claim back at once. */
         side *keep = handle(k);
@@ -917,8 +759,9 @@ static void op_attach(int k, bool probe) {
         return;
     }
     *handle(k) = fresh;
-    if (n != S.count || bytes != S.slot_bytes) S.frames_tainted = true;  /* sides disagree */
-    if (k == P && n > S.max_count) S.max_count = n;
+    if (g.count != S.count || g.slot_bytes != S.slot_bytes)
+        S.frames_tainted = true;  /* the sides disagree */
+    if (k == P && g.count > S.max_count) S.max_count = g.count;
 }
 
 /* ---- the program ----------------------------------------------------------------- */
@@ -930,6 +773,7 @@ enum {
     OP_HDR_WRITE, OP_DESC_WRITE, OP_RAW_WRITE, OP_ATTACH, OP_CLAIM, OP_SPIN, OP_CYCLE, OP_DRAIN
 };
 
+/* The frame an OP_COMMIT or OP_PUSH carries (traced). */
 static void read_frame(reader *r, conveyor_frame_info *info, uint64_t slot_bytes) {
     memset(info, 0, sizeof *info);
     uint8_t d = u8(r), rb = u8(r);
@@ -946,13 +790,11 @@ static void read_frame(reader *r, conveyor_frame_info *info, uint64_t slot_bytes
     default: info->byte_length = slot_bytes + a % 3u - 1; break;
     }
     info->tag = (uint64_t)u8(r) * 0x0101010101010101ull;
-}
-
-static void trace_frame(const conveyor_frame_info *f) {
     TRACE("  frame: dtype %u rank %u shape %llu,%llu,%llu,%llu byte_length %llu tag %llu\n",
-          f->dtype, f->rank, (unsigned long long)f->shape[0], (unsigned long long)f->shape[1],
-          (unsigned long long)f->shape[2], (unsigned long long)f->shape[3],
-          (unsigned long long)f->byte_length, (unsigned long long)f->tag);
+          info->dtype, info->rank, (unsigned long long)info->shape[0],
+          (unsigned long long)info->shape[1], (unsigned long long)info->shape[2],
+          (unsigned long long)info->shape[3], (unsigned long long)info->byte_length,
+          (unsigned long long)info->tag);
 }
 
 static void run_program(reader *r) {
@@ -965,7 +807,6 @@ static void run_program(reader *r) {
         case OP_COMMIT: {
             conveyor_frame_info info;
             read_frame(r, &info, S.slot_bytes);
-            trace_frame(&info);
             op_commit(alt ? C : P, &info, v == 7);
             break;
         }
@@ -974,7 +815,6 @@ static void run_program(reader *r) {
         case OP_PUSH: {
             conveyor_frame_info info;
             read_frame(r, &info, S.slot_bytes);
-            trace_frame(&info);
             op_push(alt ? C : P, &info, v == 7);
             break;
         }
@@ -984,17 +824,14 @@ static void run_program(reader *r) {
         case OP_HDR_WRITE: {
             if (v == 7) {  /* reformat: another consistent geometry, as a hostile peer would */
                 uint32_t n = 1 + u8(r) % 24u;
-                uint64_t bytes = slot_bytes_choice[u8(r) % 8u];
-                uint64_t stride = round_up(bytes, S.page);
-                uint64_t so = round_up(CV_RING_HEADER_BYTES + (uint64_t)n * 64, S.page);
-                uint64_t total = so + n * stride;
-                TRACE("  hostile: geometry %u x %llu (total %llu)\n", n, (unsigned long long)bytes,
-                      (unsigned long long)total);
+                geometry g = geometry_of(n, slot_bytes_choice[u8(r) % 8u], S.page);
+                TRACE("  hostile: geometry %u x %llu (total %llu)\n", n,
+                      (unsigned long long)g.slot_bytes, (unsigned long long)g.total);
                 hostile_write(offsetof(cv_ring_header, slot_count), 4, n);
-                hostile_write(offsetof(cv_ring_header, slot_bytes), 8, bytes);
-                hostile_write(offsetof(cv_ring_header, slot_stride), 8, stride);
-                hostile_write(offsetof(cv_ring_header, slots_offset), 8, so);
-                hostile_write(offsetof(cv_ring_header, total_bytes), 8, total);
+                hostile_write(offsetof(cv_ring_header, slot_bytes), 8, g.slot_bytes);
+                hostile_write(offsetof(cv_ring_header, slot_stride), 8, g.stride);
+                hostile_write(offsetof(cv_ring_header, slots_offset), 8, g.slots_offset);
+                hostile_write(offsetof(cv_ring_header, total_bytes), 8, g.total);
                 break;
             }
             const field *f = &hdr_fields[u8(r) % N_HDR_FIELDS];
@@ -1058,23 +895,6 @@ static void run_program(reader *r) {
 
 /* ---- setup, teardown, leak checks ------------------------------------------------ */
 
-static int lowest_free_fd(void) {
-    int fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0) close(fd);
-    return fd;
-}
-
-static int ring_mappings(void) {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL) return 0;
-    char line[512];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "memfd:conveyor-ring")) n++;
-    fclose(f);
-    return n;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
@@ -1083,9 +903,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static int baseline_fd = -1;
-    static unsigned long runs;
-    if (baseline_fd < 0) baseline_fd = lowest_free_fd();
+    leak_baseline();
     reader rd = {data, size, 0};
     uint8_t cfg = u8(&rd);
 
@@ -1094,9 +912,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     S.page = (uint64_t)sysconf(_SC_PAGESIZE);
     S.count = 1 + (cfg & 7u);
     S.slot_bytes = slot_bytes_choice[(cfg >> 3) & 7u];
-    S.stride = round_up(S.slot_bytes, S.page);
-    S.slots_offset = round_up(CV_RING_HEADER_BYTES + (uint64_t)S.count * 64, S.page);
-    S.total = S.slots_offset + S.count * S.stride;
+    geometry g = geometry_of(S.count, S.slot_bytes, S.page);
+    S.stride = g.stride;
+    S.slots_offset = g.slots_offset;
+    S.total = g.total;
     S.max_count = S.count;
     g_op_index = 0;
     TRACE("ring: %u slots of %llu bytes\n", S.count, (unsigned long long)S.slot_bytes);
@@ -1145,9 +964,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     munmap(S.view, S.total);
     close(S.fd);
 
-    int fd = lowest_free_fd();
-    if (fd > baseline_fd + 16) bug("file descriptors leak: lowest free fd %d, was %d", fd, baseline_fd);
-    if (runs++ % 256 == 0 && ring_mappings() != 0)
-        bug("a mapping of the ring outlived every handle");
+    check_leaks("memfd:conveyor-ring", "the ring");
     return 0;
 }

@@ -196,14 +196,18 @@ static void frame(prog *p, int dtype, int rank, int d0, int d1, int tag) {
     put(p, 3, 0, 0, tag);
 }
 
+/* A loan, then a commit of that frame. */
+static void loan_commit(prog *p, int dtype, int rank, int d0, int d1, int tag) {
+    put(p, 2, LOAN, COMMIT);
+    frame(p, dtype, rank, d0, d1, tag);
+}
+
 static void peer_corpus(void) {
     prog p = {.n = 0};
     /* 4 slots of 64 bytes: six full cycles (the slots wrap), stats, close, end of stream */
     put(&p, 1, 3);
     for (int i = 0; i < 6; i++) {
-        put(&p, 1, LOAN);
-        put(&p, 1, COMMIT);
-        frame(&p, CONVEYOR_DTYPE_F32, 2, 2, 4, i);
+        loan_commit(&p, CONVEYOR_DTYPE_F32, 2, 2, 4, i);
         put(&p, 2, RECEIVE, RELEASE);
     }
     put(&p, 4, STATS, CLOSE, RECEIVE, STATS | ALT);
@@ -211,11 +215,7 @@ static void peer_corpus(void) {
 
     p.n = 0; /* 2 slots of 8 bytes: fill, backpressure, drain, close */
     put(&p, 1, 1 | 3 << 3);
-    for (int i = 0; i < 3; i++) {
-        put(&p, 1, LOAN);
-        put(&p, 1, COMMIT);
-        frame(&p, CONVEYOR_DTYPE_F64, 0, 0, 0, i);
-    }
+    for (int i = 0; i < 3; i++) loan_commit(&p, CONVEYOR_DTYPE_F64, 0, 0, 0, i);
     put(&p, 5, ABANDON, DRAIN, CLOSE, LOAN, RECEIVE);
     emit("fuzz_peer", "fill-and-drain", p.b, p.n);
 
@@ -233,9 +233,7 @@ static void peer_corpus(void) {
     p.n = 0; /* a head far past the tail, then back */
     put(&p, 1, 3);
     put(&p, 2, CYCLE, 5);
-    put(&p, 1, LOAN);
-    put(&p, 1, COMMIT);
-    frame(&p, CONVEYOR_DTYPE_BYTES, 1, 8, 0, 9);
+    loan_commit(&p, CONVEYOR_DTYPE_BYTES, 1, 8, 0, 9);
     put(&p, 4, HDR_WRITE, H_PROD_HEAD, VAL_PLUS, 100);
     put(&p, 1, RECEIVE);
     put(&p, 4, HDR_WRITE, H_PROD_HEAD, VAL_MINUS, 100);
@@ -246,9 +244,7 @@ static void peer_corpus(void) {
 
     p.n = 0; /* a descriptor with rank 9, then a byte_length larger than the slot */
     put(&p, 1, 3);
-    put(&p, 1, LOAN);
-    put(&p, 1, COMMIT);
-    frame(&p, CONVEYOR_DTYPE_F32, 1, 4, 0, 7);
+    loan_commit(&p, CONVEYOR_DTYPE_F32, 1, 4, 0, 7);
     put(&p, 5, DESC_WRITE, 0, D_RANK, VAL_BYTE, 9);
     put(&p, 1, RECEIVE);
     put(&p, 5, DESC_WRITE, 0, D_RANK, VAL_BYTE, 1);
@@ -262,9 +258,7 @@ static void peer_corpus(void) {
     p.n = 0; /* the consumer is destroyed while holding a frame, reattached, gets it again */
     put(&p, 1, 3);
     put(&p, 2, CYCLE, 1);
-    put(&p, 1, LOAN);
-    put(&p, 1, COMMIT);
-    frame(&p, CONVEYOR_DTYPE_BYTES, 1, 20, 0, 4);
+    loan_commit(&p, CONVEYOR_DTYPE_BYTES, 1, 20, 0, 4);
     put(&p, 1, RECEIVE);
     put(&p, 1, ATTACH | ALT);
     put(&p, 3, RECEIVE, RELEASE, ATTACH);
@@ -302,9 +296,7 @@ static void peer_corpus(void) {
     p.n = 0; /* owner words the next handle will have: takeovers that resume at the tail */
     put(&p, 1, 3);
     put(&p, 2, CYCLE, 1);
-    put(&p, 1, LOAN);
-    put(&p, 1, COMMIT);
-    frame(&p, CONVEYOR_DTYPE_BYTES, 1, 5, 0, 5);
+    loan_commit(&p, CONVEYOR_DTYPE_BYTES, 1, 5, 0, 5);
     put(&p, 4, HDR_WRITE, H_CONS_OWNER, VAL_OWNER, OWNER_NEXT);
     put(&p, 3, ATTACH | ALT, RECEIVE, RELEASE);
     put(&p, 4, HDR_WRITE, H_PROD_OWNER, VAL_OWNER, OWNER_NEXT);

@@ -198,9 +198,9 @@ static int cv_wait(conveyor_ring *ring, int64_t timeout_ns, cv_ready_fn ready,
     if (timeout_ns == 0)
         return cv_peer_dead(ring, cv_now_ns()) ? cv_after_peer_death(ring, ready) : status;
     /* The clock is first read after CV_SPINS_PER_CLOCK_READ spins, not before the first:
-     * a streaming ring waits briefly on almost every frame, and a clock read there cost a
-     * third of its throughput. The deadline counts from that read (a few microseconds of
-     * spinning later). */
+     * a streaming ring waits briefly on almost every frame, so a read there would be paid
+     * per frame. The deadline counts from that read (a few microseconds of spinning
+     * later). */
     int64_t now = 0, deadline = 0;
     bool clock_started = false;
     for (uint32_t i = 1; i <= ring->spin; i++) {

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the ring needs lock-free 64-bit atomics");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the ring needs lock-free 32-bit atomics");
@@ -88,8 +89,11 @@ static inline void cv_fence_full(void) { atomic_thread_fence(memory_order_seq_cs
  * words; the caller validates it. `bytes` is a multiple of 8, both pointers 8-aligned. */
 static inline void cv_copy_from_peer(void *private_copy, const void *shared, size_t bytes) {
     const volatile uint64_t *from = shared;
-    uint64_t *to = private_copy;
-    for (size_t i = 0; i < bytes / 8; i++) to[i] = from[i];
+    unsigned char *to = private_copy;
+    for (size_t i = 0; i < bytes / 8; i++) {
+        uint64_t word = from[i];
+        memcpy(to + 8 * i, &word, 8);  /* as bytes: the copy is not a uint64_t array */
+    }
 }
 
 /* A polite pause inside a spin loop. */

@@ -297,6 +297,16 @@ int conveyor_ring_loan(conveyor_ring *ring, int64_t timeout_ns, void **data, uin
     return CONVEYOR_OK;
 }
 
+/* receive copies a descriptor straight into a conveyor_frame_info: the same fields at the
+ * same offsets, the descriptor's padding after them. */
+_Static_assert(offsetof(cv_slot_desc, rank) == offsetof(conveyor_frame_info, rank) &&
+                   offsetof(cv_slot_desc, shape) == offsetof(conveyor_frame_info, shape) &&
+                   offsetof(cv_slot_desc, byte_length) == offsetof(conveyor_frame_info, byte_length) &&
+                   offsetof(cv_slot_desc, tag) == offsetof(conveyor_frame_info, tag) &&
+                   sizeof(conveyor_frame_info) == offsetof(cv_slot_desc, pad) &&
+                   sizeof(conveyor_frame_info) % 8 == 0,
+               "a slot descriptor must begin with a conveyor_frame_info");
+
 static uint64_t cv_dtype_size(uint32_t dtype) {
     switch (dtype) {
     case CONVEYOR_DTYPE_BYTES: return 1;
@@ -406,11 +416,8 @@ int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **
 
     /* Copy the descriptor out before checking it: the producer's process may change the
      * shared copy at any time, and only the checked copy is used. */
-    cv_slot_desc desc;
-    cv_copy_from_peer(&desc, cv_slot_descriptor(ring, ring->position), sizeof desc);
-    conveyor_frame_info copy = {.dtype = desc.dtype, .rank = desc.rank,
-                                .byte_length = desc.byte_length, .tag = desc.tag};
-    memcpy(copy.shape, desc.shape, sizeof copy.shape);
+    conveyor_frame_info copy;  /* a descriptor is a frame_info and padding: see below */
+    cv_copy_from_peer(&copy, cv_slot_descriptor(ring, ring->position), sizeof copy);
     if (cv_check_frame(&copy, ring->slot_bytes) != CONVEYOR_OK) return CONVEYOR_E_CORRUPT;
     ring->outstanding = true;
     *data = cv_slot_address(ring, ring->position);

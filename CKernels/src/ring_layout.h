@@ -98,9 +98,10 @@
  * TRUST
  *   Geometry is copied out once at attach (cv_copy_from_peer), validated and kept in the
  *   handle; the shared copy is never read again. head - tail is checked against
- *   slot_count on every load; a descriptor is copied out once (cv_copy_from_peer: volatile
- *   word reads, so the compiler cannot read shared memory twice) before it is validated, and only
- *   the validated copy is returned; slot addresses come from local geometry.
+ *   slot_count on every load; a descriptor is copied out once (cv_copy_from_peer:
+ *   volatile word reads, so the compiler cannot read shared memory twice) before it is
+ *   validated, and only the validated copy is returned; slot addresses come from local
+ *   geometry.
  */
 #ifndef CONVEYOR_RING_LAYOUT_H
 #define CONVEYOR_RING_LAYOUT_H

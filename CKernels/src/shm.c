@@ -72,28 +72,25 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
     if (map->bytes < CV_RING_HEADER_BYTES) return CONVEYOR_E_TRUNCATED;
     if (cv_load_acquire_u64(&hdr->magic) != CV_RING_MAGIC)
         return CONVEYOR_E_NOT_A_RING;
-    /* Copy the geometry out once; from here on only the copy is used. */
-    cv_ring_header geometry;
-    cv_copy_from_peer(&geometry, hdr, sizeof geometry);
-    uint32_t version = geometry.layout_version, header_bytes = geometry.header_bytes;
-    uint32_t slot_count = geometry.slot_count, spin = geometry.default_spin;
-    uint64_t slot_bytes = geometry.slot_bytes, stride = geometry.slot_stride;
-    uint64_t descriptors = geometry.descriptors_offset, slots = geometry.slots_offset;
-    uint64_t total = geometry.total_bytes;
-    if (version != CV_RING_LAYOUT_VERSION) return CONVEYOR_E_VERSION;
+    /* Copy the header out once; from here on only the copy's geometry is used. */
+    cv_ring_header copy;
+    cv_copy_from_peer(&copy, hdr, sizeof copy);
+    if (copy.layout_version != CV_RING_LAYOUT_VERSION) return CONVEYOR_E_VERSION;
     cv_geometry g;
-    if (header_bytes != CV_RING_HEADER_BYTES || !cv_geometry_for(slot_count, slot_bytes, &g) ||
-        stride != g.slot_stride || descriptors != g.descriptors_offset ||
-        slots != g.slots_offset || total != g.total_bytes)
+    if (copy.header_bytes != CV_RING_HEADER_BYTES ||
+        !cv_geometry_for(copy.slot_count, copy.slot_bytes, &g) ||
+        copy.slot_stride != g.slot_stride || copy.descriptors_offset != g.descriptors_offset ||
+        copy.slots_offset != g.slots_offset || copy.total_bytes != g.total_bytes)
         return CONVEYOR_E_CORRUPT;
-    if (total > map->bytes) return CONVEYOR_E_TRUNCATED;
+    if (copy.total_bytes > map->bytes) return CONVEYOR_E_TRUNCATED;
 
     conveyor_ring *ring = calloc(1, sizeof *ring);
     if (ring == NULL) return CONVEYOR_E_NO_MEMORY;
     *ring = (conveyor_ring){
-        .map = map, .hdr = hdr, .role = role, .slot_count = slot_count,
-        .slot_bytes = slot_bytes, .slot_stride = stride, .descriptors_offset = descriptors,
-        .slots_offset = slots, .spin = spin, .nonce = cv_next_nonce(),
+        .map = map, .hdr = hdr, .role = role, .slot_count = copy.slot_count,
+        .slot_bytes = copy.slot_bytes, .slot_stride = g.slot_stride,
+        .descriptors_offset = g.descriptors_offset, .slots_offset = g.slots_offset,
+        .spin = copy.default_spin, .nonce = cv_next_nonce(),
     };
     /* Claiming loads the position where the previous owner of this side stopped (a
      * takeover resumes there) and claims nothing if the counters are impossible. */

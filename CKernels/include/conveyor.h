@@ -47,17 +47,39 @@ extern "C" {
  * 1. Versions
  * =================================================================================== */
 
+/*
+ * ABI rules. A program built against 0.x.y runs with any library 0.x'.y' where x' >= x:
+ *   - functions, status codes and enum values are only ever added (minor version);
+ *   - a public struct keeps its size and field offsets for the whole major version, with
+ *     one kind of exception: a struct the library fills and that may grow is passed
+ *     together with its size (conveyor_ring_read_stats), grows only at its end, and the
+ *     library fills only the bytes both sides know. conveyor_ring_stats grew in 0.2
+ *     without that; since 0.4 conveyor_ring_get_stats fills exactly its 0.2 layout and
+ *     later fields come only through conveyor_ring_read_stats.
+ * The shared library's SONAME is libconveyor.so.<major>.
+ */
+
+/**
+ * CONVEYOR_API marks every public function: the library is compiled with hidden
+ * visibility, so only these symbols are exported from libconveyor.so.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define CONVEYOR_API __attribute__((visibility("default")))
+#else
+#define CONVEYOR_API
+#endif
+
 /** Major version: incremented on any incompatible change of this header. */
 #define CONVEYOR_VERSION_MAJOR 0
 /** Minor version: incremented when functions or status codes are added. */
-#define CONVEYOR_VERSION_MINOR 3
+#define CONVEYOR_VERSION_MINOR 4
 /** Patch version: incremented for fixes that change no declaration. */
 #define CONVEYOR_VERSION_PATCH 0
 /** The version as one comparable number: major * 10000 + minor * 100 + patch. */
 #define CONVEYOR_VERSION_NUMBER \
     (CONVEYOR_VERSION_MAJOR * 10000 + CONVEYOR_VERSION_MINOR * 100 + CONVEYOR_VERSION_PATCH)
 /** The version as a string literal, "major.minor.patch". */
-#define CONVEYOR_VERSION_STRING "0.3.0"
+#define CONVEYOR_VERSION_STRING "0.4.0"
 /** True (1) at compile time when this header is at least version major.minor.patch. */
 #define CONVEYOR_CHECK_VERSION(major, minor, patch) \
     (CONVEYOR_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
@@ -66,10 +88,10 @@ extern "C" {
  * The version of the library actually linked, as CONVEYOR_VERSION_NUMBER encodes it.
  * Compare it with the macro to detect a header/library mismatch. Cost: a return.
  */
-int conveyor_version_number(void);
+CONVEYOR_API int conveyor_version_number(void);
 
-/** The linked library's version as a static string, e.g. "0.1.0". Never NULL. */
-const char *conveyor_version_string(void);
+/** The linked library's version as a static string, e.g. "0.4.0". Never NULL. */
+CONVEYOR_API const char *conveyor_version_string(void);
 
 /* ===================================================================================
  * 2. Status codes
@@ -110,13 +132,13 @@ enum conveyor_status {
  * input". Unknown codes give "unknown conveyor status code". Never NULL; the string is
  * static and must not be freed. Cost: a table lookup.
  */
-const char *conveyor_status_message(int status);
+CONVEYOR_API const char *conveyor_status_message(int status);
 
 /**
  * The symbolic name of a status code, e.g. "CONVEYOR_E_OVERLAP", or
  * "CONVEYOR_E_UNKNOWN" for an unknown code. Never NULL; static storage.
  */
-const char *conveyor_status_name(int status);
+CONVEYOR_API const char *conveyor_status_name(int status);
 
 /* ===================================================================================
  * 3. Threads
@@ -137,7 +159,7 @@ const char *conveyor_status_name(int status);
 #define CONVEYOR_MAX_THREADS 256
 
 /** 1 if this library was built with OpenMP (parallel kernels), 0 if it is serial. */
-int conveyor_has_openmp(void);
+CONVEYOR_API int conveyor_has_openmp(void);
 
 /**
  * Sets the number of threads every kernel uses from now on, process-wide.
@@ -145,7 +167,7 @@ int conveyor_has_openmp(void);
  * A serial build accepts 1 and returns CONVEYOR_E_UNSUPPORTED for more.
  * The default is OpenMP's own (OMP_NUM_THREADS, else the number of cores); 1 when serial.
  */
-int conveyor_set_threads(int threads);
+CONVEYOR_API int conveyor_set_threads(int threads);
 
 /**
  * Sets the thread count for kernels called from the calling thread only, overriding the
@@ -153,11 +175,11 @@ int conveyor_set_threads(int threads);
  * without touching the process-wide setting other threads rely on.
  * Errors: as conveyor_set_threads (0 is valid here).
  */
-int conveyor_set_threads_local(int threads);
+CONVEYOR_API int conveyor_set_threads_local(int threads);
 
 /** The number of threads kernels called from this thread use now (>= 1): the thread's
  * override if set, else the process-wide count. Cost: an atomic load. */
-int conveyor_get_threads(void);
+CONVEYOR_API int conveyor_get_threads(void);
 
 /**
  * Sets the output size in bytes from which a kernel runs in parallel; below it the
@@ -165,10 +187,10 @@ int conveyor_get_threads(void);
  * The default, CONVEYOR_DEFAULT_PARALLEL_THRESHOLD, was measured on a 2-core x86-64 VM
  * (see below). Never fails; returns CONVEYOR_OK.
  */
-int conveyor_set_parallel_threshold(size_t bytes);
+CONVEYOR_API int conveyor_set_parallel_threshold(size_t bytes);
 
 /** The current parallel threshold in bytes. */
-size_t conveyor_get_parallel_threshold(void);
+CONVEYOR_API size_t conveyor_get_parallel_threshold(void);
 
 /**
  * Default parallel threshold in output bytes: 2 MiB. Measured with `conveyor-bench
@@ -192,66 +214,66 @@ size_t conveyor_get_parallel_threshold(void);
  * =================================================================================== */
 
 /** out = x (a parallel, SIMD copy). */
-int conveyor_f64_copy(double *out, const double *x, size_t n);
+CONVEYOR_API int conveyor_f64_copy(double *out, const double *x, size_t n);
 /** out = x + a */
-int conveyor_f64_add_scalar(double *out, const double *x, double a, size_t n);
+CONVEYOR_API int conveyor_f64_add_scalar(double *out, const double *x, double a, size_t n);
 /** out = x - a */
-int conveyor_f64_sub_scalar(double *out, const double *x, double a, size_t n);
+CONVEYOR_API int conveyor_f64_sub_scalar(double *out, const double *x, double a, size_t n);
 /** out = x * a */
-int conveyor_f64_mul_scalar(double *out, const double *x, double a, size_t n);
+CONVEYOR_API int conveyor_f64_mul_scalar(double *out, const double *x, double a, size_t n);
 /** out = x / a (a true division, not a multiplication by 1/a). */
-int conveyor_f64_div_scalar(double *out, const double *x, double a, size_t n);
+CONVEYOR_API int conveyor_f64_div_scalar(double *out, const double *x, double a, size_t n);
 /** out = x * x */
-int conveyor_f64_square(double *out, const double *x, size_t n);
+CONVEYOR_API int conveyor_f64_square(double *out, const double *x, size_t n);
 /** out = a * x + b, rounded after the product and after the sum (no FMA). */
-int conveyor_f64_affine(double *out, const double *x, double a, double b, size_t n);
+CONVEYOR_API int conveyor_f64_affine(double *out, const double *x, double a, double b, size_t n);
 /** out = min(x, a) */
-int conveyor_f64_min_scalar(double *out, const double *x, double a, size_t n);
+CONVEYOR_API int conveyor_f64_min_scalar(double *out, const double *x, double a, size_t n);
 /** out = max(x, a) */
-int conveyor_f64_max_scalar(double *out, const double *x, double a, size_t n);
+CONVEYOR_API int conveyor_f64_max_scalar(double *out, const double *x, double a, size_t n);
 /** out = x + y */
-int conveyor_f64_add(double *out, const double *x, const double *y, size_t n);
+CONVEYOR_API int conveyor_f64_add(double *out, const double *x, const double *y, size_t n);
 /** out = x - y */
-int conveyor_f64_sub(double *out, const double *x, const double *y, size_t n);
+CONVEYOR_API int conveyor_f64_sub(double *out, const double *x, const double *y, size_t n);
 /** out = x * y */
-int conveyor_f64_mul(double *out, const double *x, const double *y, size_t n);
+CONVEYOR_API int conveyor_f64_mul(double *out, const double *x, const double *y, size_t n);
 /** out = x / y */
-int conveyor_f64_div(double *out, const double *x, const double *y, size_t n);
+CONVEYOR_API int conveyor_f64_div(double *out, const double *x, const double *y, size_t n);
 /** out = min(x, y) */
-int conveyor_f64_min(double *out, const double *x, const double *y, size_t n);
+CONVEYOR_API int conveyor_f64_min(double *out, const double *x, const double *y, size_t n);
 /** out = max(x, y) */
-int conveyor_f64_max(double *out, const double *x, const double *y, size_t n);
+CONVEYOR_API int conveyor_f64_max(double *out, const double *x, const double *y, size_t n);
 
 /** out = x (a parallel, SIMD copy). */
-int conveyor_f32_copy(float *out, const float *x, size_t n);
+CONVEYOR_API int conveyor_f32_copy(float *out, const float *x, size_t n);
 /** out = x + a */
-int conveyor_f32_add_scalar(float *out, const float *x, float a, size_t n);
+CONVEYOR_API int conveyor_f32_add_scalar(float *out, const float *x, float a, size_t n);
 /** out = x - a */
-int conveyor_f32_sub_scalar(float *out, const float *x, float a, size_t n);
+CONVEYOR_API int conveyor_f32_sub_scalar(float *out, const float *x, float a, size_t n);
 /** out = x * a */
-int conveyor_f32_mul_scalar(float *out, const float *x, float a, size_t n);
+CONVEYOR_API int conveyor_f32_mul_scalar(float *out, const float *x, float a, size_t n);
 /** out = x / a */
-int conveyor_f32_div_scalar(float *out, const float *x, float a, size_t n);
+CONVEYOR_API int conveyor_f32_div_scalar(float *out, const float *x, float a, size_t n);
 /** out = x * x */
-int conveyor_f32_square(float *out, const float *x, size_t n);
+CONVEYOR_API int conveyor_f32_square(float *out, const float *x, size_t n);
 /** out = a * x + b, rounded after the product and after the sum (no FMA). */
-int conveyor_f32_affine(float *out, const float *x, float a, float b, size_t n);
+CONVEYOR_API int conveyor_f32_affine(float *out, const float *x, float a, float b, size_t n);
 /** out = min(x, a) */
-int conveyor_f32_min_scalar(float *out, const float *x, float a, size_t n);
+CONVEYOR_API int conveyor_f32_min_scalar(float *out, const float *x, float a, size_t n);
 /** out = max(x, a) */
-int conveyor_f32_max_scalar(float *out, const float *x, float a, size_t n);
+CONVEYOR_API int conveyor_f32_max_scalar(float *out, const float *x, float a, size_t n);
 /** out = x + y */
-int conveyor_f32_add(float *out, const float *x, const float *y, size_t n);
+CONVEYOR_API int conveyor_f32_add(float *out, const float *x, const float *y, size_t n);
 /** out = x - y */
-int conveyor_f32_sub(float *out, const float *x, const float *y, size_t n);
+CONVEYOR_API int conveyor_f32_sub(float *out, const float *x, const float *y, size_t n);
 /** out = x * y */
-int conveyor_f32_mul(float *out, const float *x, const float *y, size_t n);
+CONVEYOR_API int conveyor_f32_mul(float *out, const float *x, const float *y, size_t n);
 /** out = x / y */
-int conveyor_f32_div(float *out, const float *x, const float *y, size_t n);
+CONVEYOR_API int conveyor_f32_div(float *out, const float *x, const float *y, size_t n);
 /** out = min(x, y) */
-int conveyor_f32_min(float *out, const float *x, const float *y, size_t n);
+CONVEYOR_API int conveyor_f32_min(float *out, const float *x, const float *y, size_t n);
 /** out = max(x, y) */
-int conveyor_f32_max(float *out, const float *x, const float *y, size_t n);
+CONVEYOR_API int conveyor_f32_max(float *out, const float *x, const float *y, size_t n);
 
 /* ===================================================================================
  * 5. Programs: fused elementwise ops
@@ -308,11 +330,11 @@ typedef struct conveyor_op {
  * nonzero `reserved`, or count > CONVEYOR_PROGRAM_MAX_OPS, and CONVEYOR_E_NULL_POINTER
  * for a missing operand. Arguments are checked before anything is written.
  */
-int conveyor_f64_program(double *out, const double *x, size_t n,
+CONVEYOR_API int conveyor_f64_program(double *out, const double *x, size_t n,
                          const conveyor_op *ops, size_t count);
 
 /** The float version of conveyor_f64_program. */
-int conveyor_f32_program(float *out, const float *x, size_t n,
+CONVEYOR_API int conveyor_f32_program(float *out, const float *x, size_t n,
                          const conveyor_op *ops, size_t count);
 
 /* ===================================================================================
@@ -330,10 +352,10 @@ int conveyor_f32_program(float *out, const float *x, size_t n,
  * Cost: one read of x; compute-bound at about one cycle per element per core.
  * Errors: CONVEYOR_E_NULL_POINTER (x with n > 0, or result), CONVEYOR_E_MISALIGNED.
  */
-int conveyor_f64_sum(const double *x, size_t n, double *result);
+CONVEYOR_API int conveyor_f64_sum(const double *x, size_t n, double *result);
 
 /** Sum of floats, each widened to double, accumulated as conveyor_f64_sum does. */
-int conveyor_f32_sum(const float *x, size_t n, double *result);
+CONVEYOR_API int conveyor_f32_sum(const float *x, size_t n, double *result);
 
 /**
  * Generate, transform and sum in one pass: *result is, to the bit, what
@@ -350,12 +372,12 @@ int conveyor_f32_sum(const float *x, size_t n, double *result);
  * (count > CONVEYOR_PROGRAM_MAX_OPS, an unknown opcode, an op with an operand, a nonzero
  * reserved field), CONVEYOR_E_OVERFLOW (n * 8 exceeds PTRDIFF_MAX).
  */
-int conveyor_f64_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+CONVEYOR_API int conveyor_f64_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
                                      const conveyor_op *ops, size_t count, double *result);
 
 /** The float version: values generated and transformed in float (as conveyor_f32_fill_uniform
  * and conveyor_f32_program), summed in double as conveyor_f32_sum. */
-int conveyor_f32_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
+CONVEYOR_API int conveyor_f32_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, uint64_t first,
                                      const conveyor_op *ops, size_t count, double *result);
 
 /* ===================================================================================
@@ -375,11 +397,11 @@ int conveyor_f32_uniform_program_sum(size_t n, uint64_t seed, uint64_t stream, u
  * =================================================================================== */
 
 /** Fills out[0..<n] with element first...first+n-1 of uniform stream (seed, stream). */
-int conveyor_f64_fill_uniform(double *out, size_t n, uint64_t seed, uint64_t stream,
+CONVEYOR_API int conveyor_f64_fill_uniform(double *out, size_t n, uint64_t seed, uint64_t stream,
                               uint64_t first);
 
 /** The float version of conveyor_f64_fill_uniform (a different sequence of values). */
-int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stream,
+CONVEYOR_API int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t stream,
                               uint64_t first);
 
 /* ===================================================================================
@@ -453,7 +475,11 @@ enum conveyor_ring_backing {
 /** Which side a handle is. */
 enum conveyor_ring_role {
     CONVEYOR_RING_PRODUCER = 1,
-    CONVEYOR_RING_CONSUMER = 2
+    CONVEYOR_RING_CONSUMER = 2,
+    /** A handle that holds the ring's memory (and a NAMED ring's name) but neither side:
+     * what a process keeps to hand sides out later with conveyor_ring_open_side, or to
+     * pass the ring on. Producer and consumer calls on it fail with WRONG_ROLE. Since 0.4. */
+    CONVEYOR_RING_HOLDER = 3
 };
 
 /** Parameters of a new ring. Zero-initialize, then set the fields you need. */
@@ -489,7 +515,8 @@ typedef struct conveyor_frame_info {
     uint64_t tag;                             /**< Free for the application (e.g. an item index). */
 } conveyor_frame_info;
 
-/** Counters of a ring, kept in the shared memory and readable from either side. */
+/** Counters of a ring, kept in the shared memory and readable from either side.
+ * This struct may grow at its end: read it with conveyor_ring_read_stats. */
 typedef struct conveyor_ring_stats {
     uint64_t frames_committed;   /**< Frames the producer published. */
     uint64_t bytes_committed;    /**< Sum of their byte_length. */
@@ -503,9 +530,13 @@ typedef struct conveyor_ring_stats {
     uint32_t closed;             /**< 1 once the producer closed the ring. */
     uint64_t slot_bytes;         /**< The ring's slot capacity. */
     uint64_t mapped_bytes;       /**< Bytes of the ring's shared mapping (header, descriptors,
-                                      page-rounded slots): what the ring costs in memory. Added
-                                      in 0.2, which grew this struct: rebuild against it. */
+                                      page-rounded slots): what the ring costs in memory. Since 0.2. */
 } conveyor_ring_stats;
+
+/** sizeof(conveyor_ring_stats) in 0.1, the smallest size conveyor_ring_read_stats accepts. */
+#define CONVEYOR_RING_STATS_SIZE_0_1 80
+/** sizeof(conveyor_ring_stats) in 0.2 to 0.4: what conveyor_ring_get_stats fills. */
+#define CONVEYOR_RING_STATS_SIZE_0_2 88
 
 /**
  * Creates a ring and returns handles on the sides asked for: pass NULL for a side another
@@ -516,34 +547,69 @@ typedef struct conveyor_ring_stats {
  * (NAMED, the name is taken), CONVEYOR_E_SYSTEM (shm_open, memfd_create, ftruncate or mmap
  * failed; errno is kept), CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
  */
-int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **producer,
+CONVEYOR_API int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **producer,
                          conveyor_ring **consumer);
+
+/**
+ * Creates a ring and returns a CONVEYOR_RING_HOLDER handle on it: both sides stay free for
+ * conveyor_ring_open_side (here or in a forked child) or for processes that attach by fd
+ * or name. The holder keeps the memory mapped and, for NAMED, the name: the creating
+ * process unlinks it when its last handle on the ring is destroyed (or at
+ * conveyor_ring_remove_name). Cost and errors: as conveyor_ring_create. Since 0.4.
+ */
+CONVEYOR_API int conveyor_ring_create_holder(const conveyor_ring_config *config,
+                                             conveyor_ring **holder);
+
+/**
+ * Opens `role` (PRODUCER or CONSUMER) of the ring `ring` is a handle on, as a new handle
+ * sharing its mapping: no system call but the liveness probe of a previous owner. `ring`
+ * may be a holder or a side, and may be one inherited across fork (the new handle then
+ * belongs to the calling process). The new handle starts with the ring's default spin.
+ * Errors: CONVEYOR_E_BUSY (a live handle holds that side), CONVEYOR_E_CORRUPT (impossible
+ * shared counters: nothing claimed), CONVEYOR_E_INVALID_ARGUMENT (role),
+ * CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER. Since 0.4.
+ */
+CONVEYOR_API int conveyor_ring_open_side(const conveyor_ring *ring, int role,
+                                         conveyor_ring **side);
 
 /**
  * Attaches to the ring in a sealed memfd (which it dups; the caller keeps its own), as
  * `role`. Validates the seals, magic, layout version, geometry, file size and shared
- * counters first; a failed attach claims nothing. Cost: fstat, fcntl, mmap, and one
+ * counters first; a failed attach claims nothing. `role` may be CONVEYOR_RING_HOLDER
+ * (since 0.4): then no side is claimed. Cost: fstat, fcntl, mmap, and one
  * pidfd probe if the side's previous owner must be checked.
  * Errors: CONVEYOR_E_NOT_SEALED (the fd can be resized: not a MEMFD ring's; attach a NAMED
  * ring by name), CONVEYOR_E_NOT_A_RING, CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED,
  * CONVEYOR_E_CORRUPT, CONVEYOR_E_BUSY (the side is held by another live handle),
  * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM.
  */
-int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring);
+CONVEYOR_API int conveyor_ring_attach_fd(int fd, int role, conveyor_ring **ring);
 
 /** Attaches to the NAMED ring `name` as `role`. Errors: as attach_fd, plus
  * CONVEYOR_E_SYSTEM with errno ENOENT when no such ring exists. */
-int conveyor_ring_attach_named(const char *name, int role, conveyor_ring **ring);
+CONVEYOR_API int conveyor_ring_attach_named(const char *name, int role, conveyor_ring **ring);
 
 /** Removes a NAMED ring's name (attached handles keep working). Errors:
  * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM (errno ENOENT if absent). */
-int conveyor_ring_unlink_named(const char *name);
+CONVEYOR_API int conveyor_ring_unlink_named(const char *name);
+
+/**
+ * Removes the name of a NAMED ring this process created, now rather than when its last
+ * handle here is destroyed; once only, so a later ring of the same name is never removed
+ * by mistake. A no-op (CONVEYOR_OK) on other handles, in forked children and the second
+ * time. Errors: CONVEYOR_E_NULL_POINTER, CONVEYOR_E_SYSTEM (shm_unlink failed). Since 0.4.
+ */
+CONVEYOR_API int conveyor_ring_remove_name(conveyor_ring *ring);
+
+/** The name of the NAMED ring `ring` is a handle on ("/name", created or attached by
+ * name; owned by the handle's mapping), or NULL for other backings. Since 0.4. */
+CONVEYOR_API const char *conveyor_ring_name(const conveyor_ring *ring);
 
 /** The fd behind a MEMFD or NAMED ring handle (owned by the handle), or -1. */
-int conveyor_ring_fd(const conveyor_ring *ring);
+CONVEYOR_API int conveyor_ring_fd(const conveyor_ring *ring);
 
-/** The role of a handle (a conveyor_ring_role), or 0 for NULL. */
-int conveyor_ring_role_of(const conveyor_ring *ring);
+/** The role of a handle (a conveyor_ring_role, HOLDER included), or 0 for NULL. */
+CONVEYOR_API int conveyor_ring_role_of(const conveyor_ring *ring);
 
 /**
  * Records the calling process as the owner of this handle's side, so the peer can tell
@@ -551,12 +617,13 @@ int conveyor_ring_role_of(const conveyor_ring *ring);
  * fork in the child to close the window before that first use. If the side was taken
  * over or handed back meanwhile, the handle resumes at the shared position.
  * Errors: CONVEYOR_E_BUSY if another live handle holds the side, CONVEYOR_E_CORRUPT if
- * the shared counters are impossible (then nothing is claimed).
+ * the shared counters are impossible (then nothing is claimed), CONVEYOR_E_WRONG_ROLE for
+ * a holder.
  */
-int conveyor_ring_claim(conveyor_ring *ring);
+CONVEYOR_API int conveyor_ring_claim(conveyor_ring *ring);
 
 /** Sets this handle's spin budget (pause iterations before sleeping; 0 = sleep at once). */
-int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin);
+CONVEYOR_API int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin);
 
 /**
  * Hands the side back, unmaps and frees the handle (NULL is fine). It does not close the
@@ -566,7 +633,7 @@ int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin);
  * handle inherited over fork and not used since does not hand the side back (it may be
  * the other process's now). The creating process of a NAMED ring unlinks its name here.
  */
-void conveyor_ring_destroy(conveyor_ring *ring);
+CONVEYOR_API void conveyor_ring_destroy(conveyor_ring *ring);
 
 /**
  * Producer: waits for a free slot and lends it: *data points at slot_bytes writable bytes
@@ -576,7 +643,7 @@ void conveyor_ring_destroy(conveyor_ring *ring);
  * CONVEYOR_E_BAD_STATE (a loan is already outstanding), CONVEYOR_E_WRONG_ROLE,
  * CONVEYOR_E_CORRUPT, CONVEYOR_E_NULL_POINTER.
  */
-int conveyor_ring_loan(conveyor_ring *ring, int64_t timeout_ns, void **data, uint64_t *capacity);
+CONVEYOR_API int conveyor_ring_loan(conveyor_ring *ring, int64_t timeout_ns, void **data, uint64_t *capacity);
 
 /**
  * Producer: publishes the loaned slot as the next frame, described by `info`.
@@ -585,18 +652,18 @@ int conveyor_ring_loan(conveyor_ring *ring, int64_t timeout_ns, void **data, uin
  * CONVEYOR_E_INVALID_ARGUMENT (unknown dtype, rank > 4, shape and byte_length disagree),
  * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER. On error the loan stays outstanding.
  */
-int conveyor_ring_commit(conveyor_ring *ring, const conveyor_frame_info *info);
+CONVEYOR_API int conveyor_ring_commit(conveyor_ring *ring, const conveyor_frame_info *info);
 
 /** Producer: gives the loaned slot back unpublished. Errors: CONVEYOR_E_BAD_STATE,
  * CONVEYOR_E_WRONG_ROLE. */
-int conveyor_ring_abandon(conveyor_ring *ring);
+CONVEYOR_API int conveyor_ring_abandon(conveyor_ring *ring);
 
 /**
  * Producer: copies info->byte_length bytes from `bytes` into a loaned slot and commits
  * it — the copying queue (like the answer's ArrayQueue), for data not built in place.
  * Errors: those of loan and commit.
  */
-int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *bytes,
+CONVEYOR_API int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *bytes,
                        const conveyor_frame_info *info);
 
 /**
@@ -604,25 +671,58 @@ int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *byte
  * CONVEYOR_E_END_OF_STREAM. Later loans fail with CONVEYOR_E_CLOSED; closing twice is
  * fine. An outstanding loan is abandoned.
  */
-int conveyor_ring_close(conveyor_ring *ring);
+CONVEYOR_API int conveyor_ring_close(conveyor_ring *ring);
 
 /**
  * Consumer: waits for the next frame; *data points at it, read-only, valid until
- * conveyor_ring_release; *info receives its (validated) description. Timeout as in loan.
- * One frame at a time.
+ * conveyor_ring_release releases it; *info receives its (validated) description. Timeout
+ * as in loan. A handle holds one frame at a time unless conveyor_ring_set_hold_limit says
+ * more.
  * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_END_OF_STREAM, CONVEYOR_E_PEER_DEAD (producer
- * died without closing, after all its frames were received), CONVEYOR_E_BAD_STATE (a
- * frame is still held), CONVEYOR_E_CORRUPT, CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ * died without closing, after all its frames were received), CONVEYOR_E_BAD_STATE (the
+ * hold limit's worth of frames is held), CONVEYOR_E_CORRUPT, CONVEYOR_E_WRONG_ROLE,
+ * CONVEYOR_E_NULL_POINTER.
  */
-int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **data,
+CONVEYOR_API int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **data,
                           conveyor_frame_info *info);
 
-/** Consumer: releases the frame received last, freeing its slot for the producer.
+/** Consumer: releases the oldest frame it holds (with a hold limit of 1, the one received
+ * last), freeing its slot for the producer.
  * Errors: CONVEYOR_E_BAD_STATE (nothing held: double release), CONVEYOR_E_WRONG_ROLE. */
-int conveyor_ring_release(conveyor_ring *ring);
+CONVEYOR_API int conveyor_ring_release(conveyor_ring *ring);
 
-/** Reads the ring's counters into *stats. Errors: CONVEYOR_E_NULL_POINTER. */
-int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stats);
+/**
+ * Consumer: lets this handle hold up to `frames` received frames at once (1...slot_count;
+ * the default is 1). Frames are still released oldest first, so a consumer can keep the
+ * previous frame while it receives the next (Python's `for x in consumer` does) or keep a
+ * window of frames. A limit below the frames held now only stops new receives until
+ * enough are released. Errors: CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_WRONG_ROLE,
+ * CONVEYOR_E_NULL_POINTER. Since 0.4.
+ */
+CONVEYOR_API int conveyor_ring_set_hold_limit(conveyor_ring *ring, uint32_t frames);
+
+/**
+ * The address of slot `index` (0...slot_count-1) in this handle's mapping, or NULL for a
+ * bad index or handle: lets a caller tell which slot a frame's data is in, and prove that
+ * nothing was copied. Cost: arithmetic. Since 0.4.
+ */
+CONVEYOR_API void *conveyor_ring_slot_address(const conveyor_ring *ring, uint32_t index);
+
+/**
+ * Reads the ring's counters into *stats, filling CONVEYOR_RING_STATS_SIZE_0_2 bytes: the
+ * 0.2 layout, frozen. Errors: CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stats);
+
+/**
+ * Reads the ring's counters into the first `size` bytes of *stats: pass sizeof *stats.
+ * A caller built against an older header gets the fields it knows; one built against a
+ * newer header gets the fields this library knows, and the rest of its struct zeroed.
+ * Errors: CONVEYOR_E_NULL_POINTER, CONVEYOR_E_INVALID_ARGUMENT (size below
+ * CONVEYOR_RING_STATS_SIZE_0_1 or not a multiple of 8). Since 0.4.
+ */
+CONVEYOR_API int conveyor_ring_read_stats(const conveyor_ring *ring, conveyor_ring_stats *stats,
+                                          size_t size);
 
 #ifdef __cplusplus
 } /* extern "C" */

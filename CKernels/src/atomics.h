@@ -69,6 +69,21 @@ static inline void cv_store_relaxed_u32(cv_atomic_u32 *p, uint32_t v) {
 static inline uint32_t cv_add_relaxed_u32(cv_atomic_u32 *p, uint32_t v) {
     return atomic_fetch_add_explicit(p, v, memory_order_relaxed);
 }
+/* Reference counts of process-private objects shared by several handles (a mapping):
+ * taking a reference needs no ordering (the taker already holds one, or owns the object);
+ * dropping one is acq_rel, so the thread that drops the last reference sees every other
+ * thread's use of the object before it frees it (Boost's intrusive_ptr argument). */
+static inline void cv_ref_acquire_u32(cv_atomic_u32 *p) {
+    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+}
+static inline uint32_t cv_ref_release_u32(cv_atomic_u32 *p) {
+    return atomic_fetch_sub_explicit(p, 1, memory_order_acq_rel) - 1;
+}
+/* Takes a once-only flag of process-private state: returns the previous value and leaves 0,
+ * so of several threads exactly one sees 1. */
+static inline uint32_t cv_take_flag_u32(cv_atomic_u32 *p) {
+    return atomic_exchange_explicit(p, 0, memory_order_acq_rel);
+}
 static inline int cv_cas_u64(cv_atomic_u64 *p, uint64_t *expected, uint64_t desired) {
     return atomic_compare_exchange_strong_explicit(p, expected, desired, memory_order_acq_rel,
                                                    memory_order_acquire);

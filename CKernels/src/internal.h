@@ -14,8 +14,12 @@
 #include <stdint.h>
 
 /* Bit-identical results on every code path: never fuse a*x+b into an FMA, which some
- * clones (AVX2, AVX-512) could do and the baseline clone cannot. */
+ * clones (AVX2, AVX-512) could do and the baseline clone cannot. clang honours the C99
+ * pragma; gcc ignores it (and warns: -Wunknown-pragmas, an error under -Werror), so gcc
+ * builds rely on -ffp-contract=off, which the Meson build passes to every compiler. */
+#if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
+#endif
 
 /* Runtime SIMD dispatch: the loader picks the best clone once (IFUNC). No -march=native
  * anywhere, so one binary runs on any x86-64 and uses AVX-512 where present. Elsewhere

@@ -93,6 +93,7 @@ static int cv_load_position(conveyor_ring *ring) {
     ring->position = producer ? head : tail;
     ring->peer_cache = producer ? tail : head;
     ring->outstanding = false;
+    ring->held = 0;
     return CONVEYOR_OK;
 }
 
@@ -139,6 +140,7 @@ void cv_ring_hand_back(conveyor_ring *ring) {
 
 int conveyor_ring_claim(conveyor_ring *ring) {
     if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (ring->role == CONVEYOR_RING_HOLDER) return CONVEYOR_E_WRONG_ROLE;
     return cv_ring_claim_side(ring);
 }
 
@@ -392,14 +394,17 @@ int conveyor_ring_close(conveyor_ring *ring) {
 
 /* ---- consumer -------------------------------------------------------------------- */
 
+/* The consumer's next frame is position + held: the frames it holds come first. */
 static int cv_frame_ready(conveyor_ring *ring) {
-    if (ring->peer_cache != ring->position) return CONVEYOR_OK;
+    uint64_t next = ring->position + ring->held;
+    if (ring->peer_cache != next) return CONVEYOR_OK;
     /* closed first (SYNC POINT D), then head: a close seen implies all its commits seen. */
     uint32_t closed = cv_load_acquire_u32(&ring->hdr->prod_closed);  /* SYNC POINT D */
     uint64_t head = cv_load_acquire_u64(&ring->hdr->prod_head);  /* SYNC POINT A */
-    if (head - ring->position > ring->slot_count) return CONVEYOR_E_CORRUPT;
+    if (head - ring->position > ring->slot_count || head - ring->position < ring->held)
+        return CONVEYOR_E_CORRUPT;
     ring->peer_cache = head;
-    if (head != ring->position) return CONVEYOR_OK;
+    if (head != next) return CONVEYOR_OK;
     return closed ? CONVEYOR_E_END_OF_STREAM : CONVEYOR_E_TIMEOUT;
 }
 
@@ -408,7 +413,7 @@ int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **
     int status = cv_enter(ring, CONVEYOR_RING_CONSUMER);
     if (status != CONVEYOR_OK) return status;
     if (data == NULL || info == NULL) return CONVEYOR_E_NULL_POINTER;
-    if (ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    if (ring->held >= ring->hold_limit) return CONVEYOR_E_BAD_STATE;
     cv_ring_header *hdr = ring->hdr;
     status = cv_wait(ring, timeout_ns, cv_frame_ready, &hdr->prod_doorbell, &hdr->cons_sleeping,
                      &hdr->cons_waits);
@@ -416,11 +421,12 @@ int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **
 
     /* Copy the descriptor out before checking it: the producer's process may change the
      * shared copy at any time, and only the checked copy is used. */
+    uint64_t sequence = ring->position + ring->held;
     conveyor_frame_info copy;  /* a descriptor is a frame_info and padding: see below */
-    cv_copy_from_peer(&copy, cv_slot_descriptor(ring, ring->position), sizeof copy);
+    cv_copy_from_peer(&copy, cv_slot_descriptor(ring, sequence), sizeof copy);
     if (cv_check_frame(&copy, ring->slot_bytes) != CONVEYOR_OK) return CONVEYOR_E_CORRUPT;
-    ring->outstanding = true;
-    *data = cv_slot_address(ring, ring->position);
+    ring->held++;
+    *data = cv_slot_address(ring, sequence);
     *info = copy;
     return CONVEYOR_OK;
 }
@@ -428,10 +434,10 @@ int conveyor_ring_receive(conveyor_ring *ring, int64_t timeout_ns, const void **
 int conveyor_ring_release(conveyor_ring *ring) {
     int status = cv_enter(ring, CONVEYOR_RING_CONSUMER);
     if (status != CONVEYOR_OK) return status;
-    if (!ring->outstanding) return CONVEYOR_E_BAD_STATE;
+    if (ring->held == 0) return CONVEYOR_E_BAD_STATE;
     cv_ring_header *hdr = ring->hdr;
-    ring->outstanding = false;
-    ring->position++;
+    ring->held--;
+    ring->position++;  /* the oldest held frame */
     cv_store_release_u64(&hdr->cons_tail, ring->position);   /* SYNC POINT B */
     cv_bump_u64(&hdr->cons_frames, 1);
     cv_ring_doorbell(&hdr->cons_doorbell, &hdr->prod_sleeping, &hdr->cons_wakes);
@@ -444,10 +450,33 @@ int conveyor_ring_set_spin(conveyor_ring *ring, uint32_t spin) {
     return CONVEYOR_OK;
 }
 
+int conveyor_ring_set_hold_limit(conveyor_ring *ring, uint32_t frames) {
+    if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (ring->role != CONVEYOR_RING_CONSUMER) return CONVEYOR_E_WRONG_ROLE;
+    if (frames < 1 || frames > ring->slot_count) return CONVEYOR_E_INVALID_ARGUMENT;
+    ring->hold_limit = frames;
+    return CONVEYOR_OK;
+}
+
+void *conveyor_ring_slot_address(const conveyor_ring *ring, uint32_t index) {
+    if (ring == NULL || index >= ring->slot_count) return NULL;
+    return cv_slot_address(ring, index);
+}
+
+/* The 0.2 layout is what get_stats fills, for callers built against 0.2 and 0.3. */
+_Static_assert(sizeof(conveyor_ring_stats) == CONVEYOR_RING_STATS_SIZE_0_2 &&
+                   offsetof(conveyor_ring_stats, mapped_bytes) == CONVEYOR_RING_STATS_SIZE_0_1,
+               "conveyor_ring_stats changed size: grow it only through read_stats");
+
 int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stats) {
+    return conveyor_ring_read_stats(ring, stats, CONVEYOR_RING_STATS_SIZE_0_2);
+}
+
+int conveyor_ring_read_stats(const conveyor_ring *ring, conveyor_ring_stats *stats, size_t size) {
     if (ring == NULL || stats == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (size < CONVEYOR_RING_STATS_SIZE_0_1 || size % 8 != 0) return CONVEYOR_E_INVALID_ARGUMENT;
     cv_ring_header *hdr = ring->hdr;
-    *stats = (conveyor_ring_stats){
+    conveyor_ring_stats all = {
         .frames_committed = cv_load_relaxed_u64(&hdr->prod_frames),
         .bytes_committed = cv_load_relaxed_u64(&hdr->prod_bytes),
         .frames_released = cv_load_relaxed_u64(&hdr->cons_frames),
@@ -461,5 +490,8 @@ int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_ring_stats *stat
         .slot_bytes = ring->slot_bytes,
         .mapped_bytes = ring->map->bytes,
     };
+    /* A newer caller's fields past ours read as zero; an older caller's struct ends sooner. */
+    if (size > sizeof all) memset((char *)stats + sizeof all, 0, size - sizeof all);
+    memcpy(stats, &all, size < sizeof all ? size : sizeof all);
     return CONVEYOR_OK;
 }

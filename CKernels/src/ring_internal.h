@@ -16,10 +16,12 @@
 typedef struct cv_mapping {
     void *base;
     uint64_t bytes;
-    int fd;              /* -1 for anonymous memory */
-    int handles;         /* handles of this process using the mapping */
-    char *unlink_name;   /* set for the creator of a NAMED ring */
-    pid_t creator_pid;   /* the process that may unlink it (not a forked child) */
+    int fd;                 /* -1 for anonymous memory */
+    cv_atomic_u32 handles;  /* handles of this process using the mapping (open_side may
+                               run on one handle while another is destroyed) */
+    char *name;             /* a NAMED ring's name, created or attached by name */
+    cv_atomic_u32 unlinks;  /* 1 while this process created the name and has not removed it */
+    pid_t creator_pid;      /* the process that may unlink it (not a forked child) */
 } cv_mapping;
 
 struct conveyor_ring {
@@ -35,6 +37,7 @@ struct conveyor_ring {
     uint64_t slots_offset;
 
     uint32_t spin;
+    uint32_t default_spin;   /* the ring's, for handles opened from this one */
 
     /* ownership of this side (see OWNERSHIP in ring_layout.h) */
     uint32_t nonce;          /* this handle's half of the owner word */
@@ -46,11 +49,17 @@ struct conveyor_ring {
     /* this side's position and its cache of the other side's */
     uint64_t position;      /* producer: head; consumer: tail */
     uint64_t peer_cache;    /* producer: last tail seen; consumer: last head seen */
-    bool outstanding;       /* producer: a loan; consumer: a received frame */
+    bool outstanding;       /* producer: a loan outstanding */
+    uint32_t held;          /* consumer: frames received and not released, the oldest
+                               at `position` */
+    uint32_t hold_limit;    /* consumer: most frames it may hold (default 1) */
 };
 
-/* Maps, validates and claims (shm.c). */
+/* Validates the mapping's header and opens a handle of `role` on it, claiming its side
+ * unless it is a HOLDER (shm.c). */
 int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out);
+/* Claims a side for a fresh handle and takes a reference on its mapping (shm.c). */
+int cv_ring_open_handle(conveyor_ring *ring);
 /* Ownership (ring.c, OWNERSHIP in ring_layout.h): claims this handle's side, reloading
  * its position on a takeover; BUSY while another live handle holds it. */
 int cv_ring_claim_side(conveyor_ring *ring);

@@ -27,7 +27,9 @@
  *   wrap). Frame s lives in slot s % slot_count. Invariant: 0 <= head - tail <= slot_count.
  *   Each side keeps its own counter locally (it is the only writer) and a cached copy of
  *   the other's, re-read only when the cache says "full" or "empty" (SPSCQueue's trick:
- *   no shared-line traffic while there is room).
+ *   no shared-line traffic while there is room). A consumer may hold several received
+ *   frames (its hold limit): it holds tail...tail+held-1, receives tail+held next, and
+ *   releases tail first, so the shared counters mean the same with any limit.
  *
  * SYNC POINTS (release store -> acquire load pairs; atomics.h names the orderings)
  *   A  producer: descriptor + payload writes; cv_store_release(prod_head)
@@ -80,7 +82,9 @@
  *         a dead predecessor with our pid (reused) and nonce      takeover
  *       - the handle's own earlier word (we are the forked child
  *         that inherited it, the parent leaves it alone)         hand-over
- *   A second handle on a live side, even in the same process, is refused (BUSY).
+ *   A second handle on a live side, even in the same process, is refused (BUSY). A HOLDER
+ *   handle (conveyor_ring_create_holder, or attach as HOLDER) claims no side: it only keeps
+ *   the mapping, from which conveyor_ring_open_side opens sides that claim as above.
  *   On takeover the handle reloads its position from the shared counter (prod_head or
  *   cons_tail) and forgets any loan or frame it thought it held, so a frame a dead
  *   consumer held is received again; then it rings the peer's doorbell as after a commit

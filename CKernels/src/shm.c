@@ -51,20 +51,57 @@ static bool cv_valid_name(const char *name) {
 static cv_mapping *cv_mapping_new(void *base, uint64_t bytes, int fd) {
     cv_mapping *map = calloc(1, sizeof *map);
     if (map == NULL) return NULL;
-    *map = (cv_mapping){.base = base, .bytes = bytes, .fd = fd, .handles = 0};
+    *map = (cv_mapping){.base = base, .bytes = bytes, .fd = fd};
     return map;
 }
 
+/* Removes the name if this process created it and has not removed it yet. A forked child
+ * destroying its inherited copy must not remove the name, nor may a second call remove a
+ * newer ring that took the name meanwhile. */
+static int cv_mapping_remove_name(cv_mapping *map) {
+    if (map->name == NULL || getpid() != map->creator_pid) return CONVEYOR_OK;
+    if (!cv_take_flag_u32(&map->unlinks)) return CONVEYOR_OK;
+    return shm_unlink(map->name) == 0 ? CONVEYOR_OK : CONVEYOR_E_SYSTEM;
+}
+
 static void cv_mapping_unref(cv_mapping *map) {
-    if (map == NULL || --map->handles > 0) return;
+    if (map == NULL || cv_ref_release_u32(&map->handles) > 0) return;
     munmap(map->base, map->bytes);
     if (map->fd >= 0) close(map->fd);
-    if (map->unlink_name != NULL) {
-        /* A forked child destroying its inherited copy must not remove the name. */
-        if (getpid() == map->creator_pid) shm_unlink(map->unlink_name);
-        free(map->unlink_name);
-    }
+    cv_mapping_remove_name(map);
+    free(map->name);
     free(map);
+}
+
+/* Frees a mapping no handle took a reference on yet (a failed create or attach). */
+static void cv_mapping_discard(cv_mapping *map) {
+    cv_ref_acquire_u32(&map->handles);
+    cv_mapping_unref(map);
+}
+
+/* A new handle of `role` on `map`, with the validated geometry of `geometry`: it claims its
+ * side (a HOLDER claims none) and then takes a reference on the mapping. */
+static int cv_open_on(cv_mapping *map, const conveyor_ring *geometry, int role,
+                      conveyor_ring **out) {
+    conveyor_ring *ring = calloc(1, sizeof *ring);
+    if (ring == NULL) return CONVEYOR_E_NO_MEMORY;
+    *ring = (conveyor_ring){
+        .map = map, .hdr = map->base, .role = role, .slot_count = geometry->slot_count,
+        .slot_bytes = geometry->slot_bytes, .slot_stride = geometry->slot_stride,
+        .descriptors_offset = geometry->descriptors_offset,
+        .slots_offset = geometry->slots_offset, .spin = geometry->default_spin,
+        .default_spin = geometry->default_spin, .nonce = cv_next_nonce(), .hold_limit = 1,
+    };
+    /* Claiming loads the position where the previous owner of this side stopped (a
+     * takeover resumes there) and claims nothing if the counters are impossible. */
+    int status = role == CONVEYOR_RING_HOLDER ? CONVEYOR_OK : cv_ring_claim_side(ring);
+    if (status != CONVEYOR_OK) {
+        free(ring);
+        return status;
+    }
+    cv_ref_acquire_u32(&map->handles);
+    *out = ring;
+    return CONVEYOR_OK;
 }
 
 int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
@@ -84,24 +121,19 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
         return CONVEYOR_E_CORRUPT;
     if (copy.total_bytes > map->bytes) return CONVEYOR_E_TRUNCATED;
 
-    conveyor_ring *ring = calloc(1, sizeof *ring);
-    if (ring == NULL) return CONVEYOR_E_NO_MEMORY;
-    *ring = (conveyor_ring){
-        .map = map, .hdr = hdr, .role = role, .slot_count = copy.slot_count,
-        .slot_bytes = copy.slot_bytes, .slot_stride = g.slot_stride,
-        .descriptors_offset = g.descriptors_offset, .slots_offset = g.slots_offset,
-        .spin = copy.default_spin, .nonce = cv_next_nonce(),
+    conveyor_ring geometry = {
+        .slot_count = copy.slot_count, .slot_bytes = copy.slot_bytes,
+        .slot_stride = g.slot_stride, .descriptors_offset = g.descriptors_offset,
+        .slots_offset = g.slots_offset, .default_spin = copy.default_spin,
     };
-    /* Claiming loads the position where the previous owner of this side stopped (a
-     * takeover resumes there) and claims nothing if the counters are impossible. */
-    int status = cv_ring_claim_side(ring);
-    if (status != CONVEYOR_OK) {
-        free(ring);
-        return status;
-    }
-    map->handles++;
-    *out = ring;
-    return CONVEYOR_OK;
+    return cv_open_on(map, &geometry, role, out);
+}
+
+int conveyor_ring_open_side(const conveyor_ring *ring, int role, conveyor_ring **side) {
+    if (ring == NULL || side == NULL) return CONVEYOR_E_NULL_POINTER;
+    if (role != CONVEYOR_RING_PRODUCER && role != CONVEYOR_RING_CONSUMER)
+        return CONVEYOR_E_INVALID_ARGUMENT;
+    return cv_open_on(ring->map, ring, role, side);
 }
 
 /* Writes the geometry of a fresh (zero-filled) mapping, magic last. */
@@ -145,9 +177,8 @@ static int cv_ring_create_fd(const conveyor_ring_config *config, uint64_t bytes,
     return CONVEYOR_OK;
 }
 
-int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **producer,
-                         conveyor_ring **consumer) {
-    if (config == NULL || (producer == NULL && consumer == NULL)) return CONVEYOR_E_NULL_POINTER;
+/* Creates, maps and formats the memory of a new ring; no handle refers to it yet. */
+static int cv_ring_new_mapping(const conveyor_ring_config *config, cv_mapping **out) {
     cv_geometry g;
     if (config->reserved != 0 || !cv_geometry_for(config->slot_count, config->slot_bytes, &g))
         return CONVEYOR_E_INVALID_ARGUMENT;
@@ -164,10 +195,11 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
     void *base = mmap(NULL, g.total_bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
     cv_mapping *map = base == MAP_FAILED ? NULL : cv_mapping_new(base, g.total_bytes, fd);
     if (map != NULL && config->backing == CONVEYOR_RING_NAMED) {
-        map->unlink_name = strdup(config->name);
+        map->name = strdup(config->name);
         map->creator_pid = getpid();
+        cv_store_relaxed_u32(&map->unlinks, 1);
     }
-    if (map == NULL || (config->backing == CONVEYOR_RING_NAMED && map->unlink_name == NULL)) {
+    if (map == NULL || (config->backing == CONVEYOR_RING_NAMED && map->name == NULL)) {
         int saved = errno;
         if (base != MAP_FAILED) munmap(base, g.total_bytes);
         if (fd >= 0) close(fd);
@@ -177,18 +209,23 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
         return base == MAP_FAILED ? CONVEYOR_E_SYSTEM : CONVEYOR_E_NO_MEMORY;
     }
     cv_ring_format(map->base, config, &g);
+    *out = map;
+    return CONVEYOR_OK;
+}
 
+int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **producer,
+                         conveyor_ring **consumer) {
+    if (config == NULL || (producer == NULL && consumer == NULL)) return CONVEYOR_E_NULL_POINTER;
+    cv_mapping *map;
+    int status = cv_ring_new_mapping(config, &map);
+    if (status != CONVEYOR_OK) return status;
     conveyor_ring *p = NULL, *c = NULL;
-    status = CONVEYOR_OK;
     if (producer != NULL) status = cv_ring_validate_and_open(map, CONVEYOR_RING_PRODUCER, &p);
     if (status == CONVEYOR_OK && consumer != NULL)
         status = cv_ring_validate_and_open(map, CONVEYOR_RING_CONSUMER, &c);
     if (status != CONVEYOR_OK) {
-        conveyor_ring_destroy(p);
-        if (p == NULL) {  /* no handle owns the mapping yet */
-            map->handles = 1;
-            cv_mapping_unref(map);
-        }
+        if (p != NULL) conveyor_ring_destroy(p);
+        else cv_mapping_discard(map);  /* no handle refers to the mapping yet */
         return status;
     }
     if (producer != NULL) *producer = p;
@@ -196,12 +233,22 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
     return CONVEYOR_OK;
 }
 
+int conveyor_ring_create_holder(const conveyor_ring_config *config, conveyor_ring **holder) {
+    if (config == NULL || holder == NULL) return CONVEYOR_E_NULL_POINTER;
+    cv_mapping *map;
+    int status = cv_ring_new_mapping(config, &map);
+    if (status != CONVEYOR_OK) return status;
+    status = cv_ring_validate_and_open(map, CONVEYOR_RING_HOLDER, holder);
+    if (status != CONVEYOR_OK) cv_mapping_discard(map);
+    return status;
+}
+
 /* Maps the whole file (its size bounds every access), then validates from the mapping.
  * `require_seals`: the file must be sealed against resizing (every fd but a NAMED ring's,
  * which POSIX shared memory cannot seal: see "Trust" in conveyor.h). */
 static int cv_ring_attach(int fd, int role, bool require_seals, conveyor_ring **ring) {
     if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
-    if (fd < 0 || (role != CONVEYOR_RING_PRODUCER && role != CONVEYOR_RING_CONSUMER))
+    if (fd < 0 || role < CONVEYOR_RING_PRODUCER || role > CONVEYOR_RING_HOLDER)
         return CONVEYOR_E_INVALID_ARGUMENT;
     struct stat st;
     if (fstat(fd, &st) != 0) return CONVEYOR_E_SYSTEM;
@@ -234,10 +281,7 @@ static int cv_ring_attach(int fd, int role, bool require_seals, conveyor_ring **
         return CONVEYOR_E_NO_MEMORY;
     }
     int status = cv_ring_validate_and_open(map, role, ring);
-    if (status != CONVEYOR_OK) {
-        map->handles = 1;
-        cv_mapping_unref(map);
-    }
+    if (status != CONVEYOR_OK) cv_mapping_discard(map);
     return status;
 }
 
@@ -253,6 +297,11 @@ int conveyor_ring_attach_named(const char *name, int role, conveyor_ring **ring)
     int status = cv_ring_attach(fd, role, false, ring);
     int saved = errno;
     close(fd);
+    if (status == CONVEYOR_OK && ((*ring)->map->name = strdup(name)) == NULL) {
+        conveyor_ring_destroy(*ring);
+        *ring = NULL;
+        status = CONVEYOR_E_NO_MEMORY;
+    }
     errno = saved;
     return status;
 }
@@ -262,6 +311,13 @@ int conveyor_ring_unlink_named(const char *name) {
     if (!cv_valid_name(name)) return CONVEYOR_E_INVALID_ARGUMENT;
     return shm_unlink(name) == 0 ? CONVEYOR_OK : CONVEYOR_E_SYSTEM;
 }
+
+int conveyor_ring_remove_name(conveyor_ring *ring) {
+    if (ring == NULL) return CONVEYOR_E_NULL_POINTER;
+    return cv_mapping_remove_name(ring->map);
+}
+
+const char *conveyor_ring_name(const conveyor_ring *ring) { return ring ? ring->map->name : NULL; }
 
 int conveyor_ring_fd(const conveyor_ring *ring) { return ring ? ring->map->fd : -1; }
 

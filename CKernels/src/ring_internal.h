@@ -58,8 +58,6 @@ struct conveyor_ring {
 /* Validates the mapping's header and opens a handle of `role` on it, claiming its side
  * unless it is a HOLDER (shm.c). */
 int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out);
-/* Claims a side for a fresh handle and takes a reference on its mapping (shm.c). */
-int cv_ring_open_handle(conveyor_ring *ring);
 /* Ownership (ring.c, OWNERSHIP in ring_layout.h): claims this handle's side, reloading
  * its position on a takeover; BUSY while another live handle holds it. */
 int cv_ring_claim_side(conveyor_ring *ring);

@@ -5,6 +5,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -24,6 +25,26 @@ static _Atomic size_t cv_threshold_bytes = CONVEYOR_DEFAULT_PARALLEL_THRESHOLD;
 __attribute__((constructor)) static void cv_default_blocktime(void) {
     if (getenv("KMP_BLOCKTIME") == NULL) setenv("KMP_BLOCKTIME", "0", 0);
 }
+#endif
+
+/*
+ * Fork safety under gcc's libgomp: a child forked after its parent ran a parallel region
+ * inherits libgomp's thread pool but not its threads, and its next region with more than
+ * one thread hangs (checked with libgomp 12: 3 hangs out of 3; LLVM's libomp re-creates
+ * its pool in the child). So the child of such a parent runs every region's chunks on the
+ * calling thread: the same chunks, so the same bits, only slower. A forked child whose
+ * parent never went parallel, and any exec'd process, keeps its threads.
+ */
+#if defined(CONVEYOR_HAVE_OPENMP) && defined(__GNUC__) && !defined(__clang__)
+#define CV_LIBGOMP 1
+static _Atomic bool cv_went_parallel = false;  /* this process opened a parallel region */
+static _Atomic bool cv_pool_lost = false;      /* forked after a region: stay serial */
+static pthread_once_t cv_gomp_atfork_once = PTHREAD_ONCE_INIT;
+static void cv_gomp_child(void) {
+    if (atomic_load_explicit(&cv_went_parallel, memory_order_relaxed))
+        atomic_store_explicit(&cv_pool_lost, true, memory_order_relaxed);
+}
+static void cv_gomp_register(void) { pthread_atfork(NULL, NULL, cv_gomp_child); }
 #endif
 
 int conveyor_has_openmp(void) {
@@ -94,6 +115,13 @@ int cv_for_chunks(size_t n, size_t out_bytes, bool fixed_partition, void *ctx, c
     int chunks = threads * CV_CHUNKS_PER_THREAD;
     if ((size_t)chunks > most) chunks = most > 0 ? (int)most : 1;
     bool parallel = threads > 1 && chunks > 1 && out_bytes >= cv_parallel_threshold();
+#ifdef CV_LIBGOMP
+    if (parallel) {
+        pthread_once(&cv_gomp_atfork_once, cv_gomp_register);
+        parallel = !atomic_load_explicit(&cv_pool_lost, memory_order_relaxed);
+        atomic_store_explicit(&cv_went_parallel, true, memory_order_relaxed);
+    }
+#endif
 
 #ifdef CONVEYOR_HAVE_OPENMP
     if (parallel) {

@@ -23,6 +23,9 @@ let package = Package(
         .library(name: "Conveyor", targets: ["Conveyor"]),
         .library(name: "CKernels", targets: ["CKernels"]),
         .executable(name: "conveyor-bench", targets: ["ConveyorBench"]),
+        // A Swift producer of a named ring for the Python tests' cross-language check
+        // (scripts/test-python builds it); not meant for users.
+        .executable(name: "conveyor-ring-peer", targets: ["ConveyorRingPeer"]),
     ],
     traits: [
         .trait(name: "OpenMP", description: "Parallel kernels through LLVM's libomp (libomp-dev)."),
@@ -66,6 +69,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/ConveyorBench"
+        ),
+        // Frames from Swift into a named ring that a Python consumer reads (Tests/python/
+        // test_cross_language.py); through the Conveyor ring API only.
+        .executableTarget(
+            name: "ConveyorRingPeer",
+            dependencies: ["Conveyor"],
+            path: "Tests/RingPeer"
         ),
         .testTarget(
             name: "ConveyorTests",

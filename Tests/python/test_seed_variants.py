@@ -8,18 +8,23 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "Benchmarks", "python", "seed_variants.py")
-VARIANTS = ["serial", "mp-queue", "threads-pipeline", "array-queue", "shared-memory",
+VARIANTS = ["serial", "mp-queue", "threads-pipeline", "array-queue", "shared-memory", "conveyor-ring",
             "pool-arrays", "pool-sums", "threads-per-sample"]
+# conveyor-ring runs only where the conveyor package is importable (the virtualenv of
+# scripts/test-python); elsewhere it is skipped with a note.
+HAVE_CONVEYOR = subprocess.run([sys.executable, "-c", "import conveyor"], capture_output=True).returncode == 0
+EXPECTED = [v for v in VARIANTS if HAVE_CONVEYOR or v != "conveyor-ring"]
 
 
-def run(*args):
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300)
+def run(*args, env=None):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 class SeedVariantsTest(unittest.TestCase):
@@ -30,7 +35,8 @@ class SeedVariantsTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         report = json.loads(done.stdout)
         names = [r["variant"] for r in report["rows"]]
-        self.assertEqual(names, VARIANTS)
+        self.assertEqual(names, EXPECTED)
+        self.assertEqual([s["variant"] for s in report["skipped"]], [] if HAVE_CONVEYOR else ["conveyor-ring"])
         # The checksum rule, computed here independently: sample i from default_rng([2016, i]),
         # h, g, f, per-sample sums added in sample order.
         expected = 0.0
@@ -52,7 +58,8 @@ class SeedVariantsTest(unittest.TestCase):
         # Every variant that uses processes, so every kind of entry they could leave counts.
         before = set(os.listdir("/dev/shm"))
         done = run("--samples", "3", "--rows", "4", "--cols", "5",
-                   "--variants", "mp-queue,array-queue,shared-memory,pool-arrays,pool-sums", "--json", "-")
+                   "--variants", "mp-queue,array-queue,shared-memory,conveyor-ring,pool-arrays,pool-sums",
+                   "--json", "-")
         self.assertEqual(done.returncode, 0, done.stderr)
         # Every new entry counts, whatever its name, except one that names a process still
         # running: the script and all its processes have ended by now, so such an entry is
@@ -60,6 +67,31 @@ class SeedVariantsTest(unittest.TestCase):
         # __KMP_REGISTERED_LIB_<pid>_<uid>), and not left behind by anyone yet.
         left = sorted(n for n in set(os.listdir("/dev/shm")) - before if not owner_is_running(n))
         self.assertEqual(left, [])
+
+    def test_conveyor_ring_is_skipped_with_a_note_when_conveyor_cannot_be_imported(self):
+        with tempfile.TemporaryDirectory() as shadow:
+            os.mkdir(os.path.join(shadow, "conveyor"))
+            with open(os.path.join(shadow, "conveyor", "__init__.py"), "w") as f:
+                f.write("raise ImportError('shadowed by the test')\n")
+            env = dict(os.environ, PYTHONPATH=shadow)
+            done = run("--samples", "2", "--rows", "3", "--cols", "4", "--variants", "serial,conveyor-ring",
+                       "--json", "-", env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        report = json.loads(done.stdout)
+        self.assertEqual([r["variant"] for r in report["rows"]], ["serial"])
+        self.assertEqual([s["variant"] for s in report["skipped"]], ["conveyor-ring"])
+        self.assertIn("shadowed by the test", report["skipped"][0]["reason"])
+        self.assertIn("conveyor-ring", done.stderr)
+        self.assertIn("skipped", done.stderr)
+
+    @unittest.skipUnless(HAVE_CONVEYOR, "the conveyor package is not importable here")
+    def test_conveyor_ring_agrees_with_serial_with_one_slot_per_edge(self):
+        done = run("--samples", "5", "--rows", "6", "--cols", "7", "--buffer", "1",
+                   "--variants", "serial,conveyor-ring", "--json", "-")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        serial, ring = json.loads(done.stdout)["rows"]
+        self.assertEqual(ring["variant"], "conveyor-ring")
+        self.assertEqual(ring["checksum"], serial["checksum"])
 
 
 def owner_is_running(name):

@@ -8,8 +8,9 @@ import Glibc
 #endif
 
 /// `conveyor-bench ring`: hand-off latency and throughput of the ring across threads and
-/// processes, spinning and blocking, beside a copying pipe, the copying push, and this
-/// machine's floors (a bare shared atomic word, a bare futex).
+/// processes, spinning and blocking, beside a copying pipe, the copying push, this
+/// machine's floors (a bare shared atomic word, a bare futex), and the same ring driven
+/// from Python through the `conveyor` package (ring-python: processes, 64 B and 8 MiB).
 struct RingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ring",
@@ -21,6 +22,11 @@ struct RingCommand: ParsableCommand {
     var roundTrips = 2000
     @Option(help: "Comma-separated scopes: threads, processes.") var scopes = "threads,processes"
     @Option(help: "Write the rows as a JSON array to this path.") var json: String?
+    @Option(help: "Python with numpy and conveyor for the ring-python rows (default: \(PythonInterpreter.venv) if it exists, else python3).")
+    var python: String?
+    @Option(help: "The ring-python rows' script.") var pythonRingScript = "Benchmarks/python/ring_python.py"
+    @Flag(help: "Run the two sides of every ping-pong and stream on two different CPUs (the first two this process may use), C and Python rows alike (default: wherever the kernel puts them).")
+    var pin = false
 
     func run() throws {
         let sizes = payloads.split(separator: ",").compactMap { Int($0) }
@@ -32,7 +38,22 @@ struct RingCommand: ParsableCommand {
             return scope
         }
         print("conveyor-bench ring: one-way latency = round trip / 2; throughput = one-way stream")
-        print("machine: \(machineDescription())\n")
+        print("machine: \(machineDescription())")
+        if pin {
+            let cpus = allowedCPUs()
+            guard cpus.count >= 2 else { throw ValidationError("--pin needs two CPUs; this process may use \(cpus)") }
+            print("the two sides of each measurement run on CPUs \(cpus[0]) and \(cpus[1]) (--pin)")
+        }
+        print("")
+        let interpreter = PythonInterpreter.resolve(python)
+        var pythonNote: String?
+        if !scopeList.contains(.processes) {
+            pythonNote = "no ring-python rows: they are measured in scope processes only"
+        } else if PythonRing.payloads.isDisjoint(with: sizes) {
+            pythonNote = "no ring-python rows: they are measured for payloads 64 and 8388608 only"
+        } else if let why = PythonRing.unavailable(python: interpreter, script: pythonRingScript) {
+            pythonNote = "no ring-python rows: \(why)"
+        }
         var rows: [RingRow] = []
         for scope in scopeList {
             rows.append(floor(scope: scope, futex: false))
@@ -46,14 +67,36 @@ struct RingCommand: ParsableCommand {
                     rows.append(try ring(scope: scope, payload: payload, copy: true, mode: mode, spin: spin))
                 }
                 rows.append(try pipe(scope: scope, payload: payload))
+                if scope == .processes, pythonNote == nil, PythonRing.payloads.contains(payload) {
+                    rows += try PythonRing.rows(python: interpreter, script: pythonRingScript, payload: payload,
+                                                roundTrips: roundTrips, defaultSpin: RingConfiguration.defaultSpin,
+                                                pin: pin)
+                }
             }
         }
         rows.append(idleConsumer())
         printRingTable(rows)
+        if let pythonNote { print("\n" + pythonNote) }
+        let targets = PythonRing.targetLines(rows)
+        if !targets.isEmpty { print("\n" + targets.joined(separator: "\n")) }
         if let json {
             try writeJSON(rows, to: json)
             print("\nwrote \(rows.count) rows to \(json)")
         }
+    }
+
+    /// runConcurrently, with `main` on the first allowed CPU and `other` on the second
+    /// under --pin (the calling thread's affinity is restored after).
+    private func concurrently(_ scope: Scope, other: @escaping () -> Int32, main: () -> Void) -> Bool {
+        guard pin, case let cpus = allowedCPUs(), cpus.count >= 2 else {
+            return runConcurrently(scope, other: other, main: main)
+        }
+        var saved = cpu_set_t()
+        _ = Affinity.get(0, MemoryLayout<cpu_set_t>.size, &saved)
+        defer { _ = Affinity.set(0, MemoryLayout<cpu_set_t>.size, &saved) }
+        pinCallingThread(to: cpus[0])
+        let second = cpus[1]
+        return runConcurrently(scope, other: { pinCallingThread(to: second); return other() }, main: main)
     }
 
     /// Round trips for a transport that moves `copiedBytes` per hop: about 2 s of copying.
@@ -71,7 +114,7 @@ struct RingCommand: ParsableCommand {
         let word = page.bindMemory(to: UInt32.self, capacity: 1)
         let iters = futex ? roundTrips : roundTrips * 10
         var samples = [Double](repeating: 0, count: iters)
-        let ok = runConcurrently(scope, other: {
+        let ok = concurrently(scope, other: {
             bench_floor_pong(word, UInt64(iters), futex ? 1 : 0)
             return 0
         }, main: {
@@ -108,7 +151,7 @@ struct RingCommand: ParsableCommand {
         let iters = copy ? trips(copiedBytes: payload) : roundTrips
         var samples = [Double](repeating: 0, count: iters)
         var pingStatus: Int32 = 0
-        let ok = runConcurrently(scope, other: {
+        let ok = concurrently(scope, other: {
             _ = conveyor_ring_claim(aC); _ = conveyor_ring_claim(bP)
             return bench_ring_pong(aC, bP, UInt64(payload), from, UInt64(iters))
         }, main: {
@@ -124,7 +167,7 @@ struct RingCommand: ParsableCommand {
         let count = frames(copiedBytes: copy ? payload : 8, spin: mode == "spin")
         var received: UInt64 = 0
         let start = bench_now_ns()
-        let streamed = runConcurrently(scope, other: {
+        let streamed = concurrently(scope, other: {
             _ = conveyor_ring_claim(sP)
             return bench_ring_stream_produce(sP, UInt64(payload), from, UInt64(count))
         }, main: {
@@ -152,7 +195,7 @@ struct RingCommand: ParsableCommand {
         let iters = trips(copiedBytes: payload)
         var samples = [Double](repeating: 0, count: iters)
         let (w1, r1, w2, r2) = (there[1], there[0], back[1], back[0])
-        let ok = runConcurrently(scope, other: {
+        let ok = concurrently(scope, other: {
             bench_pipe_pong(r1, w2, other, UInt64(payload), UInt64(iters))
         }, main: {
             _ = samples.withUnsafeMutableBufferPointer {
@@ -162,7 +205,7 @@ struct RingCommand: ParsableCommand {
         precondition(ok, "pipe ping-pong failed")
         let count = frames(copiedBytes: payload, spin: false)
         let start = bench_now_ns()
-        let streamed = runConcurrently(scope, other: {
+        let streamed = concurrently(scope, other: {
             bench_pipe_stream_write(w1, other, UInt64(payload), UInt64(count))
         }, main: {
             _ = bench_pipe_stream_read(r1, buffer, UInt64(payload), UInt64(count))
@@ -198,4 +241,30 @@ struct RingCommand: ParsableCommand {
                        futexWaits: Int(stats.consumer_waits), futexWakes: 0,
                        idleCpuPercent: 100 * cpuSeconds / max(wallSeconds, 1e-9))
     }
+}
+
+/// glibc's sched_getaffinity and sched_setaffinity (declared only under _GNU_SOURCE, so
+/// not imported into Swift), looked up once.
+enum Affinity {
+    typealias Call = @convention(c) (pid_t, Int, UnsafeMutableRawPointer?) -> Int32
+    static let get = lookup("sched_getaffinity")
+    static let set = lookup("sched_setaffinity")
+    private static func lookup(_ name: String) -> Call {
+        guard let symbol = dlsym(nil, name) else { return { _, _, _ in -1 } }
+        return unsafeBitCast(symbol, to: Call.self)
+    }
+}
+
+/// The CPUs the calling thread may run on, in increasing order.
+func allowedCPUs() -> [Int] {
+    var set = cpu_set_t()
+    guard Affinity.get(0, MemoryLayout<cpu_set_t>.size, &set) == 0 else { return [] }
+    return withUnsafeBytes(of: &set) { raw in (0..<raw.count * 8).filter { raw[$0 / 8] & (1 << ($0 % 8)) != 0 } }
+}
+
+/// Keeps the calling thread (in a forked child: the process) on CPU `cpu`.
+func pinCallingThread(to cpu: Int) {
+    var set = cpu_set_t()
+    withUnsafeMutableBytes(of: &set) { $0[cpu / 8] |= UInt8(1 << (cpu % 8)) }
+    _ = Affinity.set(0, MemoryLayout<cpu_set_t>.size, &set)
 }

@@ -1,6 +1,7 @@
-/// One line of the `ring` table and one object of its JSON array.
-struct RingRow: Encodable {
-    /// ring | ring-push | pipe | floor-atomic | floor-futex | ring-idle
+/// One line of the `ring` table and one object of its JSON array (decoded, too, from the
+/// objects Benchmarks/python/ring_python.py prints for the ring-python rows).
+struct RingRow: Codable {
+    /// ring | ring-push | ring-python | pipe | floor-atomic | floor-futex | ring-idle
     var transport: String
     /// threads | processes
     var scope: String

@@ -12,6 +12,11 @@ question's code and of its answers (Python 2 -> 3, nothing else changed in spiri
                       copy out), one process per stage
   shared-memory       the same pipeline over multiprocessing.shared_memory slots: the stage
                       computes straight into a free slot (one copy fewer than ArrayQueue)
+  conveyor-ring       the same pipeline over the `conveyor` package's rings: each stage
+                      computes into a loaned slot of the next ring (np.multiply(x, x,
+                      out=out)) from a read-only view of its input slot; nothing is copied
+                      or pickled. Skipped, with a note on stderr, when conveyor is not
+                      importable.
   pool-arrays         answer 1: Pool.imap_unordered per sample, returning arrays
   pool-sums           answer 1: Pool.imap_unordered per sample, returning sums
   threads-per-sample  answer 1: worker threads, one whole sample each
@@ -35,16 +40,25 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+try:
+    import conveyor
+except ImportError as error:
+    conveyor = None
+    CONVEYOR_MISSING = f"the conveyor package is not importable by {sys.executable} ({error})"
+
 SEED = 2016
 # h, g, f; out=None makes a new array, as the question's stages do; out=view writes into
-# a slot (the shared-memory variant).
+# a slot (the shared-memory and conveyor-ring variants).
 STAGES = (lambda x, out=None: np.multiply(x, x, out=out),
           lambda x, out=None: np.multiply(x, 3, out=out),
           lambda x, out=None: np.add(x, 1.0, out=out))
 
 
-def sample(i, shape):
-    return np.random.default_rng([SEED, i]).random(shape)
+def sample(i, shape, out=None):
+    """Sample i; with `out`, written into it (the same values: random(out=) fills as random(shape))."""
+    if out is None:
+        return np.random.default_rng([SEED, i]).random(shape)
+    return np.random.default_rng([SEED, i]).random(out=out)
 
 
 def final(i, shape):
@@ -237,6 +251,45 @@ def shared_memory_pipeline(n, shape, buffer, workers):
     return checksum(sums)
 
 
+# ---- conveyor rings: compute straight into a loaned slot, views in place ---------------
+def ring_produce(ring, n, shape):
+    with ring.producer() as prod:
+        for i in range(n):
+            with prod.loan() as out:  # committed at the end of the block
+                sample(i, shape, out=out)
+
+
+def ring_stage(inbox, outbox, index):
+    with inbox.consumer() as cons, outbox.producer() as prod:
+        for x in cons:  # read-only views of the input slots, until end of stream
+            with prod.loan() as out:
+                STAGES[index](x, out=out)
+            del x  # gives the input slot back now, not after the next frame arrives
+
+
+def conveyor_ring_pipeline(n, shape, buffer, workers):
+    rings = [conveyor.Ring(slots=buffer, shape=shape, dtype=np.float64) for _ in range(len(STAGES) + 1)]
+    procs = [mp.Process(target=ring_produce, args=(rings[0], n, shape))]
+    procs += [mp.Process(target=ring_stage, args=(rings[k], rings[k + 1], k)) for k in range(len(STAGES))]
+    for p in procs:
+        p.start()
+    sums = []
+    try:
+        with rings[-1].consumer() as cons:
+            for x in cons:
+                sums.append(float(x.sum()))
+                del x
+    finally:
+        for p in procs:
+            p.join()
+        for ring in rings:
+            ring.close()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed or len(sums) != n:
+        raise RuntimeError(f"conveyor-ring: a stage failed (exit codes {failed}, {len(sums)} of {n} samples)")
+    return checksum(sums)
+
+
 # ---- answer 1: parallelize samples, not functions ---------------------------------------
 def final_indexed(args):
     i, shape = args
@@ -298,6 +351,7 @@ VARIANTS = {
     "threads-pipeline": threads_pipeline,
     "array-queue": array_queue,
     "shared-memory": shared_memory_pipeline,
+    "conveyor-ring": conveyor_ring_pipeline,
     "pool-arrays": pool_arrays,
     "pool-sums": pool_sums,
     "threads-per-sample": threads_per_sample,
@@ -322,8 +376,12 @@ def main():
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     shape = (args.rows, args.cols)
-    rows = []
+    rows, skipped = [], []
     for name in chosen:
+        if name == "conveyor-ring" and conveyor is None:
+            skipped.append({"variant": name, "reason": CONVEYOR_MISSING})
+            print(f"python {name:20s} skipped: {CONVEYOR_MISSING}", file=sys.stderr, flush=True)
+            continue
         start = time.perf_counter()
         total = VARIANTS[name](args.samples, shape, args.buffer, args.workers)
         seconds = time.perf_counter() - start
@@ -335,7 +393,9 @@ def main():
         elif args.json != "-":
             print(line, flush=True)
     if args.json:
-        text = json.dumps({"python": sys.version.split()[0], "numpy": np.__version__, "rows": rows})
+        text = json.dumps({"python": sys.version.split()[0], "numpy": np.__version__,
+                           "conveyor": conveyor.__version__ if conveyor else None, "rows": rows,
+                           "skipped": skipped})
         if args.json == "-":
             print(text)
         else:

@@ -19,6 +19,11 @@ ring or garbage collection. A view kept for long stalls the producer once its sl
 comes round again: backpressure, never corruption. A consumer holds at most `slots`
 frames; copy what you keep (``np.array(x)``) to let the stream go on.
 
+Processes. A forked child inherits the Ring and calls ring.producer() or ring.consumer()
+itself; a Producer, Consumer, Loan or frame it inherits stays its parent's (calls on it
+raise WrongRole there, and its death there changes nothing). Spawned processes get the
+Ring pickled by multiprocessing, unrelated ones attach a named ring by name.
+
 Errors are classes per C status under ConveyorError (.status, .name), e.g. PeerDied,
 Timeout (also a TimeoutError), EndOfStream, RingCorrupt, InvalidArgument (also a
 ValueError). Blocking calls release the GIL and wake for signals every 20 ms.

@@ -101,6 +101,20 @@ class Ring:
     ring and every producer/consumer opened from it are collected, or at interpreter
     exit; another process (or a forked child) never removes it.
 
+    Processes: a forked child inherits the Ring and calls ``ring.producer()`` or
+    ``ring.consumer()`` itself. A Producer, Consumer, Loan or received frame it inherits
+    stays its parent's: calls on them there raise WrongRole, and their death there (at
+    the child's exit too) or a ``with`` block's exit changes nothing the parent sees.
+    Other processes get the ring by pickling (multiprocessing does it for a spawned
+    child's arguments and for queues and pipes) or by ``Ring.attach(name)``.
+
+    Pickle a memfd ring only to hand it to multiprocessing. Outside the start of a
+    process, its fd travels through multiprocessing's resource_sharer
+    (``multiprocessing.reduction.DupFd``): every ``pickle.dumps`` keeps a duplicate of
+    the fd open in this process (and a server thread running) until that pickle is
+    loaded, and a pickle can be loaded once only. A pickle kept, stored or never loaded
+    keeps the ring's memory alive; a named ring pickles as its name and has none of this.
+
     Cost: one mmap (plus memfd_create or shm_open); memory is committed as slots are
     first written. Raises InvalidArgument (slots <= 0, bad shape or dtype, bad name),
     TooLarge, Exists (the name is taken), SystemCallFailed.
@@ -277,6 +291,11 @@ class Ring:
     # ---- pickling -------------------------------------------------------------------------
 
     def __reduce__(self):
+        """Pickling, for multiprocessing: a named ring by its name; a memfd ring by its fd,
+        through ``multiprocessing.reduction.DupFd`` (at a process start, the fd is passed
+        to the child directly; otherwise multiprocessing's resource_sharer keeps a
+        duplicate of it open here until the pickle is loaded, once: do not pickle a memfd
+        ring for any other purpose). Raises InvalidArgument for an anonymous ring."""
         meta = (self._shape, None if self._dtype is None else self._dtype.str)
         backing = self.backing
         if backing == "anonymous":
@@ -321,9 +340,16 @@ class Producer(_core.Producer):
     gets PeerDied instead of a truncated stream that looks complete. A Producer
     collected without close() does the same as detach().
 
+    A Producer belongs to the process that opened it (``pid``, ``owned``). A forked
+    child's inherited copy raises WrongRole on every call, its ``with`` block exit does
+    nothing there, and its death there changes nothing: the stream stays the parent's.
+    The child calls ``ring.producer()`` itself (Busy while the parent's is open).
+
     Methods: ``loan(shape=None, dtype=None, *, tag=0, timeout=None)`` -> Loan,
     ``put(array, timeout=None, tag=0)``, ``close()``, ``detach()``, ``set_spin(n)``.
-    One thread at a time should use a producer; calls from several are serialized.
+    One thread at a time should use a producer; calls from several are serialized (a
+    call waiting for another thread's counts that wait in its timeout and wakes for
+    Ctrl-C; close() from another thread makes a waiting loan or put raise Closed).
     Producers do not pickle: pass the Ring and call ``ring.producer()`` there.
     """
 
@@ -334,6 +360,8 @@ class Producer(_core.Producer):
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if not self.owned:
+            return False  # a forked child leaving its parent's block: the side is the parent's
         if exc_type is None:
             self.close()
         else:
@@ -346,6 +374,8 @@ class Producer(_core.Producer):
 
     def __repr__(self):
         state = "closed" if self.closed else "open"
+        if not self.owned:
+            state += f" (process {self.pid}'s)"
         return f"<conveyor.Producer {state} on ring {self.ring_desc} shape={self.shape}>"
 
 
@@ -357,6 +387,11 @@ class Consumer(_core.Consumer):
     received frames may be alive at once; each goes back to the producer, in order,
     when its last view dies. ``with`` closes the consumer at the end of the block.
     Consumers do not pickle: pass the Ring and call ``ring.consumer()`` there.
+
+    A Consumer belongs to the process that opened it (``pid``, ``owned``). A forked
+    child's inherited copy raises WrongRole on every call; its ``with`` block exit, its
+    death and the death of the frames it inherited change nothing there: the parent's
+    frames stay held, its stream goes on. The child calls ``ring.consumer()`` itself.
     """
 
     __slots__ = ()
@@ -366,7 +401,8 @@ class Consumer(_core.Consumer):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.close()
+        if self.owned:  # else a forked child leaving its parent's block: nothing to do
+            self.close()
         return False
 
     def __reduce__(self):
@@ -375,6 +411,8 @@ class Consumer(_core.Consumer):
 
     def __repr__(self):
         state = "closed" if self.closed else "open"
+        if not self.owned:
+            state += f" (process {self.pid}'s)"
         return f"<conveyor.Consumer {state} on ring {self.ring_desc} held={self.held}>"
 
 

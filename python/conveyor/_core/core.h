@@ -66,8 +66,12 @@ typedef struct cvpy_globals {
 
 extern cvpy_globals cvpy;
 
-/* Forks seen by this process (bumped in the child by a pthread_atfork handler). */
+/* Forks seen by this process: bumped in the child by a pthread_atfork handler, which
+ * also refreshes cvpy_pid, so no per-call getpid() is needed to tell whether an object was
+ * made in this process (cvpy_side.forks == cvpy_forks) or inherited across fork. */
 extern volatile unsigned long cvpy_forks;
+/* getpid() of this process, cached (refreshed by the same handler). */
+extern volatile long cvpy_pid;
 
 /* Imports numpy once and fills the np_* fields. 0, or -1 with an exception set. */
 int cvpy_numpy_ready(void);
@@ -99,6 +103,12 @@ int cvpy_parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
  * forever). 0, or -1 with InvalidArgument set (negative, NaN, not a number). */
 int cvpy_timeout_ns(PyObject *timeout, PyObject *ring_desc, int64_t *ns);
 
+/* A deadline on the cvpy_now_ns() clock for a timeout in nanoseconds (< 0: none, 0: poll):
+ * CVPY_FOREVER for none, 0 for a poll (any past time means "one try, then give up"), else
+ * now + timeout (saturated). Reads the clock only for a timeout > 0. */
+#define CVPY_FOREVER INT64_MAX
+int64_t cvpy_deadline(int64_t timeout_ns);
+
 /* ---- errors.c ---------------------------------------------------------------------- */
 
 /* Creates conveyor.ConveyorError and one subclass per status, adds them to `module`. */
@@ -126,11 +136,16 @@ typedef struct cvpy_side {
     conveyor_ring *handle;      /* NULL once destroyed */
     PyThread_type_lock lock;    /* serializes every use of `handle` */
     unsigned long lock_owner;   /* thread ident holding `lock`, 0 when free */
-    unsigned long lock_forks;   /* cvpy_forks when `lock` was made (see side.c) */
+    unsigned long long lock_waits; /* calls that had to wait for `lock` (diagnostics) */
+    unsigned long forks;        /* cvpy_forks at open: another value means a forked copy */
+    long pid;                   /* the process that opened the side (for messages) */
     PyObject *holder;           /* the RingHolder it was opened from (strong) */
     PyObject *desc;             /* the ring's name for messages (str) */
     int role;
-    int closed;                 /* close() or detach() was called */
+    int closed;                 /* close()/detach() done: set under the lock, after
+                                   conveyor_ring_close for a close */
+    int stopping;               /* close()/detach() calls waiting for the lock: waiters
+                                   give up at their next slice */
     uint32_t slots;
     uint64_t slot_bytes;
     const char *slot0;          /* address of slot 0 in this handle's mapping */
@@ -153,16 +168,32 @@ typedef struct cvpy_side {
     int pending_abandon;        /* a loan died while the lock was taken */
 } cvpy_side;
 
-/* Takes side->lock: at once if free, else with the GIL released. 0, or -1 with
- * RuntimeError set on a re-entrant call from the thread that holds it. */
-int cvpy_side_lock(cvpy_side *side);
-/* Non-blocking: 1 if taken, 0 if another holder has it. */
+/* Whether `side` was opened in another process (this one is a forked copy of it): then
+ * nothing of it may reach the C handle but conveyor_ring_destroy. Cost: one compare. */
+static inline int cvpy_side_foreign(const cvpy_side *side) { return side->forks != cvpy_forks; }
+
+/* Raises WrongRole: "this producer belongs to process <pid>; call ring.producer() in this
+ * process" (`what`: "producer", "consumer" or "loan's producer"). Returns NULL. */
+PyObject *cvpy_side_foreign_error(cvpy_side *side, const char *what);
+
+/* Takes side->lock: at once if free, else in slices of at most CVPY_SLICE_NS with the
+ * GIL released, running signal handlers between them, until `deadline` (cvpy_deadline:
+ * 0 tries once). Then runs the queued work if it had to wait (cvpy_side_run_pending;
+ * taken at once, nothing can be queued). 0, or -1 with an
+ * exception set: WrongRole (a forked copy), RuntimeError (a re-entrant call from the
+ * thread that holds it), Timeout (the deadline passed), or a signal handler's
+ * (KeyboardInterrupt). */
+int cvpy_side_lock(cvpy_side *side, int64_t deadline);
+/* Non-blocking: 1 if taken, 0 if another holder has it or the side is a forked copy.
+ * The caller queues its work (a done frame, pending_abandon) first and unlocks at once. */
 int cvpy_side_trylock(cvpy_side *side);
-/* Runs queued work (in-order releases, abandons), destroys the handle if the side is
- * closed and nothing of it is alive, and gives the lock back. Runs no Python code. */
+/* Runs queued work, destroys the handle if the side is closed and nothing of it is
+ * alive, and gives the lock back. Runs no Python code. */
 void cvpy_side_unlock(cvpy_side *side);
-/* Consumer, lock held: releases frames, oldest first, while the oldest is done. */
-void cvpy_side_drain(cvpy_side *side);
+/* Lock held: runs what dying Frames and Loans queued while another thread held the lock:
+ * releases frames, oldest first, while the oldest is done (consumer); abandons the C loan
+ * of a Loan that died open (producer). Runs no Python code. */
+void cvpy_side_run_pending(cvpy_side *side);
 
 int cvpy_side_init(PyObject *module);
 
@@ -173,12 +204,13 @@ int cvpy_side_init(PyObject *module);
 typedef int (*cvpy_attempt_fn)(conveyor_ring *handle, int64_t slice_ns, void *context);
 
 /* Calls `attempt` in slices of at most CVPY_SLICE_NS until it returns something other
- * than CONVEYOR_E_TIMEOUT or the deadline `timeout_ns` (< 0: none, 0: one poll) passes.
- * Lock held on entry and exit. Between slices, with the GIL: queued releases are run,
- * PyErr_CheckSignals is called, and a close() from another thread ends the wait.
- * Returns a conveyor status, CONVEYOR_E_CLOSED if the side was closed meanwhile, or -1
- * with the exception of a signal handler (KeyboardInterrupt) set. */
-int cvpy_wait(cvpy_side *side, int64_t timeout_ns, cvpy_attempt_fn attempt, void *context);
+ * than CONVEYOR_E_TIMEOUT or `deadline` (cvpy_deadline; 0: one poll) passes. Lock held on
+ * entry and exit. Between slices, with the GIL: queued work is run
+ * (cvpy_side_run_pending), a close() or detach() from another thread ends the wait, and
+ * PyErr_CheckSignals is called. Returns a conveyor status, CONVEYOR_E_CLOSED if the side
+ * is closed or being closed, or -1 with the exception of a signal handler
+ * (KeyboardInterrupt) set. */
+int cvpy_wait(cvpy_side *side, int64_t deadline, cvpy_attempt_fn attempt, void *context);
 
 /* Monotonic clock in nanoseconds. */
 int64_t cvpy_now_ns(void);

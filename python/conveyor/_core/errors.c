@@ -51,7 +51,9 @@ static const cvpy_error_class cvpy_classes[] = {
      "A call out of order: a second open loan, a commit after abandon, a receive while every\n"
      "slot is held by live views."},
     {CONVEYOR_E_WRONG_ROLE, "WrongRole", 0, CVPY_ALSO_NONE,
-     "A producer call on a consumer handle or the reverse."},
+     "A producer call on a consumer handle or the reverse; or a call on a Producer,\n"
+     "Consumer or Loan in another process than the one that opened it (a forked child's\n"
+     "inherited copy: the child calls ring.producer() or ring.consumer() itself)."},
     {CONVEYOR_E_NOT_A_RING, "NotARing", 0, CVPY_ALSO_NONE,
      "The shared memory attached does not start with a conveyor ring header."},
     {CONVEYOR_E_VERSION, "VersionMismatch", 0, CVPY_ALSO_NONE,

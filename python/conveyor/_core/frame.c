@@ -79,7 +79,8 @@ static void frame_dealloc(PyObject *op) {
     consumer->done[frame->seq % consumer->slots] = 1;
     consumer->live--;
     /* Never block here: the lock's holder may be waiting for the GIL we hold. If it is
-     * taken, its holder releases this frame before it gives the lock back. */
+     * taken, its holder releases this frame before it gives the lock back. In a forked
+     * copy of the consumer the trylock fails: the frame is the parent's, left held. */
     if (cvpy_side_trylock(consumer)) cvpy_side_unlock(consumer);
     freefunc tp_free = CVPY_GET_SLOT(freefunc, tp, Py_tp_free);
     tp_free(op);
@@ -211,11 +212,12 @@ static void loan_dealloc(PyObject *op) {
     int open = loan->state == CVPY_LOAN_OPEN;
     if (open && producer->open_loan == loan) producer->open_loan = NULL;
     producer->live--;
-    if (cvpy_side_trylock(producer)) {
-        if (open && producer->handle != NULL) (void)conveyor_ring_abandon(producer->handle);
-        cvpy_side_unlock(producer);
-    } else if (open) {
-        producer->pending_abandon = 1;  /* the lock's holder abandons it */
+    /* In a forked copy of the producer nothing happens: the loan is the parent's. */
+    if (open && !cvpy_side_foreign(producer)) {
+        producer->pending_abandon = 1;  /* abandoned now, or by the lock's holder */
+        if (cvpy_side_trylock(producer)) cvpy_side_unlock(producer);
+    } else if (cvpy_side_trylock(producer)) {
+        cvpy_side_unlock(producer);  /* the last Loan of a closed producer: destroy it */
     }
     Py_XDECREF(loan->array_ref);
     Py_XDECREF(loan->shape);
@@ -280,11 +282,13 @@ static PyObject *loan_enter(PyObject *op, PyObject *unused) {
 static PyObject *loan_commit(PyObject *op, PyObject *unused) {
     (void)unused;
     cvpy_loan *loan = (cvpy_loan *)op;
-    if (loan->state != CVPY_LOAN_OPEN) return loan_state_error(loan, "commit");
     cvpy_side *producer = loan->producer;
-    if (cvpy_side_lock(producer) < 0) return NULL;
-    int status = producer->handle ? conveyor_ring_commit(producer->handle, &loan->view.info)
-                                  : CONVEYOR_E_CLOSED;
+    if (cvpy_side_foreign(producer)) return cvpy_side_foreign_error(producer, "loan's producer");
+    if (loan->state != CVPY_LOAN_OPEN) return loan_state_error(loan, "commit");
+    if (cvpy_side_lock(producer, CVPY_FOREVER) < 0) return NULL;
+    int status = producer->handle && !producer->closed
+                     ? conveyor_ring_commit(producer->handle, &loan->view.info)
+                     : CONVEYOR_E_CLOSED;
     cvpy_side_unlock(producer);
     if (status != CONVEYOR_OK) return cvpy_error_in(status, producer->desc, "committing a loan");
     cvpy_loan_finish(loan, CVPY_LOAN_COMMITTED);
@@ -294,11 +298,13 @@ static PyObject *loan_commit(PyObject *op, PyObject *unused) {
 static PyObject *loan_abandon(PyObject *op, PyObject *unused) {
     (void)unused;
     cvpy_loan *loan = (cvpy_loan *)op;
+    cvpy_side *producer = loan->producer;
+    if (cvpy_side_foreign(producer)) return cvpy_side_foreign_error(producer, "loan's producer");
     if (loan->state == CVPY_LOAN_ABANDONED) Py_RETURN_NONE;
     if (loan->state != CVPY_LOAN_OPEN) return loan_state_error(loan, "abandon");
-    cvpy_side *producer = loan->producer;
-    if (cvpy_side_lock(producer) < 0) return NULL;
-    int status = producer->handle ? conveyor_ring_abandon(producer->handle) : CONVEYOR_OK;
+    if (cvpy_side_lock(producer, CVPY_FOREVER) < 0) return NULL;
+    int status = producer->handle && !producer->closed ? conveyor_ring_abandon(producer->handle)
+                                                       : CONVEYOR_OK;
     cvpy_side_unlock(producer);
     cvpy_loan_finish(loan, CVPY_LOAN_ABANDONED);
     if (status != CONVEYOR_OK) return cvpy_error_in(status, producer->desc, "abandoning a loan");
@@ -307,6 +313,9 @@ static PyObject *loan_abandon(PyObject *op, PyObject *unused) {
 
 static PyObject *loan_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
     cvpy_loan *loan = (cvpy_loan *)op;
+    /* A forked child leaving a block its parent opened: the loan is the parent's, to
+     * commit or abandon there. Nothing is done here, and nothing is raised. */
+    if (cvpy_side_foreign(loan->producer)) Py_RETURN_FALSE;
     if (loan->state == CVPY_LOAN_OPEN) {
         int failed = nargs > 0 && args[0] != Py_None;
         PyObject *result = failed ? loan_abandon(op, NULL) : loan_commit(op, NULL);
@@ -373,16 +382,19 @@ static PyMethodDef loan_methods[] = {
      "Publishes the slot as the next frame (shape, dtype and tag of the loan). The array\n"
      "handed out becomes read-only and the loan refuses new writable views. Cost: a store\n"
      "and a fence; a futex wake only if the consumer sleeps. Raises BadState (already\n"
-     "committed or abandoned), Closed (the producer closed, which abandoned the loan)."},
+     "committed or abandoned), Closed (the producer closed, which abandoned the loan),\n"
+     "WrongRole (in a forked child: the loan is its parent's)."},
     {"abandon", loan_abandon, METH_NOARGS,
      "abandon($self)\n--\n\n"
      "Gives the slot back unpublished; the array becomes read-only. Idempotent. Raises\n"
-     "BadState after commit."},
+     "BadState after commit, WrongRole in a forked child (the loan is its parent's)."},
     {"__enter__", loan_enter, METH_NOARGS,
      "__enter__($self)\n--\n\nThe writable array over the slot (as .array)."},
     {"__exit__", CVPY_METH(loan_exit), METH_FASTCALL,
      "__exit__($self, type, value, traceback)\n--\n\n"
-     "Commits the loan, or abandons it if the block raised. Never suppresses the exception."},
+     "Commits the loan, or abandons it if the block raised. Never suppresses the exception.\n"
+     "In a forked child leaving a block its parent opened, does nothing (the loan is the\n"
+     "parent's)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -402,7 +414,13 @@ static PyGetSetDef loan_getset[] = {
 static PyType_Slot loan_slots[] = {
     {Py_tp_doc, "Loan: a slot lent by Producer.loan(), exported writable through the buffer\n"
                 "protocol until commit() or abandon(). `with prod.loan() as out:` commits at the\n"
-                "end of the block, abandons if it raises. A loan that dies open is abandoned."},
+                "end of the block, abandons if it raises. A loan that dies open is abandoned.\n"
+                "At commit the array handed out (.array, `out`) becomes read-only, but numpy\n"
+                "views derived from it inside the block (out[1:], out.T, a reshape) stay\n"
+                "writable: numpy gives no way to reach them. Writing through one after commit\n"
+                "changes a frame the consumer may be reading: do not keep them past the block.\n"
+                "A loan inherited by a forked child is its parent's: commit/abandon raise\n"
+                "WrongRole there, and its death or a `with` exit there changes nothing."},
     {Py_tp_dealloc, CVPY_SLOT(loan_dealloc)},
     {Py_tp_methods, loan_methods},
     {Py_tp_getset, loan_getset},

@@ -8,11 +8,18 @@
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 cvpy_globals cvpy;
 volatile unsigned long cvpy_forks;
+volatile long cvpy_pid;
 
-static void cvpy_after_fork_child(void) { cvpy_forks++; }
+/* In the child of every fork(): from now on every Producer and Consumer opened before is
+ * a copy of the parent's (cvpy_side_foreign). getpid() is async-signal-safe. */
+static void cvpy_after_fork_child(void) {
+    cvpy_forks++;
+    cvpy_pid = (long)getpid();
+}
 
 /* ---- numpy ------------------------------------------------------------------------- */
 
@@ -351,6 +358,7 @@ static int cvpy_add_constants(PyObject *module) {
 PyMODINIT_FUNC PyInit__core(void) {
     PyObject *module = PyModule_Create(&cvpy_module_def);
     if (module == NULL) return NULL;
+    cvpy_pid = (long)getpid();
     if (pthread_atfork(NULL, NULL, cvpy_after_fork_child) != 0) {
         Py_DECREF(module);
         return PyErr_NoMemory();

@@ -6,6 +6,7 @@
  */
 #include "core.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -147,9 +148,18 @@ static PyObject *holder_create(PyObject *cls, PyObject *const *args, Py_ssize_t 
 }
 
 static PyObject *holder_attach_fd(PyObject *cls, PyObject *arg) {
-    int fd = (int)PyLong_AsLong(arg);
-    if (fd == -1 && PyErr_Occurred()) return NULL;
-    if (fd < 0) return cvpy_errorf(CONVEYOR_E_INVALID_ARGUMENT, NULL, "bad fd %d", fd);
+    if (PyBool_Check(arg) || !PyIndex_Check(arg))
+        return cvpy_errorf(CONVEYOR_E_INVALID_ARGUMENT, NULL, "an fd is an int, not %R", arg);
+    PyObject *index = PyNumber_Index(arg);
+    if (index == NULL) return NULL;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
+    if (v == -1 && PyErr_Occurred()) return NULL;
+    if (overflow != 0 || v < 0 || v > INT_MAX)
+        return cvpy_errorf(CONVEYOR_E_INVALID_ARGUMENT, NULL, "bad fd %R: fds are 0...%d", arg,
+                           INT_MAX);
+    int fd = (int)v;
     conveyor_ring *handle = NULL;
     int status = conveyor_ring_attach_fd(fd, CONVEYOR_RING_HOLDER, &handle);
     if (status != CONVEYOR_OK) {
@@ -270,8 +280,8 @@ static PyMethodDef holder_methods[] = {
     {"attach_fd", holder_attach_fd, METH_O | METH_CLASS,
      "attach_fd($type, fd)\n--\n\n"
      "Attaches the memfd ring behind `fd` (dup'ed: the caller keeps and closes its fd).\n"
-     "Claims nothing. Raises NotSealed, NotARing, VersionMismatch, Truncated, RingCorrupt,\n"
-     "SystemCallFailed."},
+     "Claims nothing. Raises InvalidArgument (not an int in 0...2**31-1), NotSealed,\n"
+     "NotARing, VersionMismatch, Truncated, RingCorrupt, SystemCallFailed."},
     {"attach_named", holder_attach_named, METH_O | METH_CLASS,
      "attach_named($type, name)\n--\n\n"
      "Attaches the named ring `name` ('/x'). Claims nothing and never unlinks the name.\n"

@@ -3,11 +3,25 @@
  * on a RingHolder's mapping (conveyor_ring_open_side).
  *
  * Locking. The C handle is used by one thread at a time: a PyThread lock guards it.
- * Blocking calls hold it while they wait with the GIL released (wait.c). Everything
- * else here (hold bookkeeping, flags) is guarded by the GIL. A Frame or Loan that dies
- * while another thread holds the lock never blocks on it (it holds the GIL, which the
- * lock holder may need): it marks itself done and leaves the C call to the holder, who
- * runs it between wait slices and before giving the lock back (cvpy_side_unlock).
+ * Blocking calls hold it while they wait with the GIL released (wait.c). A call that
+ * finds it taken waits for it in slices with the GIL released, interruptible by signals
+ * and within its own timeout. Everything else here (hold bookkeeping, flags) is guarded
+ * by the GIL. A Frame or Loan that dies while another thread holds the lock never blocks
+ * on it (it holds the GIL, which the lock holder may need): it marks itself done and
+ * leaves the C call to the holder, who runs it right after taking the lock, between wait
+ * slices and before giving the lock back (cvpy_side_run_pending).
+ *
+ * Closing. close() and detach() first raise `stopping`, which a waiting loan, put or
+ * receive checks between slices and gives up on; then they take the lock, end the
+ * stream (close: conveyor_ring_close) and only then set `closed`, which allows the
+ * handle's destruction. A waiter leaving first cannot destroy the handle before the
+ * stream's end is written.
+ *
+ * Fork. A side belongs to the process that opened it (`forks`, `pid`). In a forked copy
+ * nothing reaches the C handle but conveyor_ring_destroy at dealloc: no release, abandon
+ * or close (the C library would take the first use of an inherited handle for a
+ * hand-over, the child taking the parent's side); explicit calls raise WrongRole, and
+ * dying Frames and Loans, or a `with` block's exit, change nothing the parent sees.
  *
  * Hold bookkeeping (consumer). The handle may hold up to `slots` received frames
  * (conveyor_ring_set_hold_limit); frames are numbered locally from 0 (`next`, `oldest`)
@@ -21,25 +35,49 @@
 
 #include <string.h>
 
-/* ---- lock ---------------------------------------------------------------------------- */
+/* ---- ownership ------------------------------------------------------------------------ */
 
-/* After fork the lock may be held by a thread that does not exist in the child: the
- * child starts over with a fresh one (only the forking thread runs in the child). */
-static int side_lock_after_fork(cvpy_side *side) {
-    if (side->lock_forks == cvpy_forks) return 0;
-    PyThread_type_lock fresh = PyThread_allocate_lock();
-    if (fresh == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    side->lock = fresh;  /* the inherited one is leaked: freeing a held lock is undefined */
-    side->lock_owner = 0;
-    side->lock_forks = cvpy_forks;
-    return 0;
+PyObject *cvpy_side_foreign_error(cvpy_side *side, const char *what) {
+    const char *role = side->role == CONVEYOR_RING_PRODUCER ? "producer" : "consumer";
+    return cvpy_errorf(CONVEYOR_E_WRONG_ROLE, side->desc,
+                       "this %s belongs to process %ld; call ring.%s() in this process",
+                       what ? what : role, side->pid, role);
 }
 
-int cvpy_side_lock(cvpy_side *side) {
-    if (side_lock_after_fork(side) < 0) return -1;
+/* ---- lock ---------------------------------------------------------------------------- */
+
+/* The slow path of cvpy_side_lock: another thread holds the lock. Waits in slices with
+ * the GIL released (so the holder, who may need the GIL to finish, is never blocked by
+ * us), and between slices lets signal handlers run and checks the caller's deadline. */
+static int side_lock_wait(cvpy_side *side, int64_t deadline) {
+    side->lock_waits++;
+    for (;;) {
+        int64_t slice = CVPY_SLICE_NS;
+        if (deadline != CVPY_FOREVER) {
+            int64_t left = deadline - cvpy_now_ns();
+            if (left <= 0) {
+                cvpy_errorf(CONVEYOR_E_TIMEOUT, side->desc,
+                            "another thread is inside a call on this %s and did not leave it "
+                            "before the timeout",
+                            side->role == CONVEYOR_RING_PRODUCER ? "producer" : "consumer");
+                return -1;
+            }
+            if (left < slice) slice = left;
+        }
+        PyLockStatus got;
+        Py_BEGIN_ALLOW_THREADS
+        got = PyThread_acquire_lock_timed(side->lock, (PY_TIMEOUT_T)((slice + 999) / 1000), 0);
+        Py_END_ALLOW_THREADS
+        if (got == PY_LOCK_ACQUIRED) return 0;
+        if (PyErr_CheckSignals() < 0) return -1;
+    }
+}
+
+int cvpy_side_lock(cvpy_side *side, int64_t deadline) {
+    if (cvpy_side_foreign(side)) {
+        cvpy_side_foreign_error(side, NULL);
+        return -1;
+    }
     unsigned long me = PyThread_get_thread_ident();
     if (side->lock_owner == me) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -47,39 +85,47 @@ int cvpy_side_lock(cvpy_side *side) {
                         "inside one of its calls (from a signal handler or __del__?)");
         return -1;
     }
-    if (!PyThread_acquire_lock(side->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(side->lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
+    if (PyThread_acquire_lock(side->lock, NOWAIT_LOCK)) {
+        /* Nothing is queued: work is queued only while the lock is held, and the holder's
+         * unlock ran it under the GIL, which this thread has held since. */
+        side->lock_owner = me;
+        return 0;
     }
+    if (side_lock_wait(side, deadline) < 0) return -1;
     side->lock_owner = me;
+    /* Taken with the GIL released: what died meanwhile (while the lock was ours, or its
+     * previous holder's, without the GIL) is queued. A loan racing a dropped Loan must not
+     * find the C loan still outstanding. */
+    cvpy_side_run_pending(side);
     return 0;
 }
 
 int cvpy_side_trylock(cvpy_side *side) {
-    if (side->lock_forks != cvpy_forks) {
-        if (side_lock_after_fork(side) < 0) {
-            PyErr_Clear();  /* out of memory: leave the release to a later call */
-            return 0;
-        }
-    }
+    /* A forked copy never touches the handle: releasing or abandoning through it would be
+     * its first use in this process, which hands the parent's side over to us. */
+    if (cvpy_side_foreign(side)) return 0;
     if (!PyThread_acquire_lock(side->lock, NOWAIT_LOCK)) return 0;
     side->lock_owner = PyThread_get_thread_ident();
-    return 1;
+    return 1;  /* nothing queued (see cvpy_side_lock); the caller's unlock runs its work */
 }
 
-void cvpy_side_drain(cvpy_side *side) {
-    if (side->role != CONVEYOR_RING_CONSUMER || side->handle == NULL) return;
-    while (side->oldest != side->next && side->done[side->oldest % side->slots]) {
-        /* Fails only if the side changed hands (a fork child took it): then there is
-         * nothing of ours to release, and the bookkeeping moves on all the same. */
-        (void)conveyor_ring_release(side->handle);
-        side->done[side->oldest % side->slots] = 0;
-        side->oldest++;
+void cvpy_side_run_pending(cvpy_side *side) {
+    if (side->handle == NULL) return;
+    if (side->role == CONVEYOR_RING_CONSUMER) {
+        while (side->oldest != side->next && side->done[side->oldest % side->slots]) {
+            (void)conveyor_ring_release(side->handle);  /* fails only on a bug of ours */
+            side->done[side->oldest % side->slots] = 0;
+            side->oldest++;
+        }
+    } else if (side->pending_abandon) {
+        side->pending_abandon = 0;
+        if (!side->closed) (void)conveyor_ring_abandon(side->handle);  /* close abandoned it */
     }
 }
 
-/* Destroys the handle once the side is closed and nothing of it is alive. */
+/* Destroys the handle once the side is closed (under the lock: after conveyor_ring_close
+ * for a close, so the stream's end is never lost to a waiter leaving first) and nothing
+ * of it is alive. */
 static void side_maybe_destroy(cvpy_side *side) {
     if (side->handle == NULL || !side->closed || side->live != 0 || side->oldest != side->next)
         return;
@@ -89,14 +135,8 @@ static void side_maybe_destroy(cvpy_side *side) {
 }
 
 void cvpy_side_unlock(cvpy_side *side) {
-    if (side->handle != NULL) {
-        cvpy_side_drain(side);
-        if (side->pending_abandon) {
-            side->pending_abandon = 0;
-            (void)conveyor_ring_abandon(side->handle);
-        }
-        side_maybe_destroy(side);
-    }
+    cvpy_side_run_pending(side);
+    side_maybe_destroy(side);
     side->lock_owner = 0;
     PyThread_release_lock(side->lock);
 }
@@ -119,7 +159,8 @@ static PyObject *side_open(PyTypeObject *type, PyObject *holder_obj, int role) {
     side->holder = Py_NewRef(holder_obj);
     side->desc = Py_NewRef(holder->desc);
     side->lock = PyThread_allocate_lock();
-    side->lock_forks = cvpy_forks;
+    side->forks = cvpy_forks;
+    side->pid = cvpy_pid;
     if (side->lock == NULL) {
         Py_DECREF(side);
         return PyErr_NoMemory();
@@ -163,13 +204,18 @@ static void side_dealloc(PyObject *op) {
     cvpy_side *side = (cvpy_side *)op;
     PyTypeObject *tp = Py_TYPE(op);
     /* No Frame or Loan is alive (each holds a reference), so no thread holds the lock. */
+    int foreign = cvpy_side_foreign(side);
     if (side->handle != NULL) {
-        cvpy_side_drain(side);
+        /* In a forked copy only conveyor_ring_destroy, which does not hand back a side
+         * inherited over fork and not used since: the parent's side stays the parent's. */
+        if (!foreign) cvpy_side_run_pending(side);
         conveyor_ring *handle = side->handle;
         side->handle = NULL;
         conveyor_ring_destroy(handle);  /* a producer not closed: its consumer sees PeerDied */
     }
-    if (side->lock != NULL) PyThread_free_lock(side->lock);
+    /* A forked copy's lock may be held by a thread of the parent: freeing a held lock is
+     * undefined, so it is left (a few bytes, once per inherited side). */
+    if (side->lock != NULL && !foreign) PyThread_free_lock(side->lock);
     PyMem_Free(side->done);
     Py_XDECREF(side->holder);
     Py_XDECREF(side->desc);
@@ -204,6 +250,7 @@ static int side_parse_tag(PyObject *tag, cvpy_side *side, uint64_t *out) {
 
 static PyObject *side_set_spin(PyObject *op, PyObject *arg) {
     cvpy_side *side = (cvpy_side *)op;
+    if (cvpy_side_foreign(side)) return cvpy_side_foreign_error(side, NULL);
     unsigned long long spin = PyLong_AsUnsignedLongLong(arg);
     if ((spin == (unsigned long long)-1 && PyErr_Occurred()) || spin > UINT32_MAX) {
         PyErr_Clear();
@@ -211,7 +258,7 @@ static PyObject *side_set_spin(PyObject *op, PyObject *arg) {
                            "spin must be an int in 0...4294967295, not %R", arg);
     }
     if (side->handle == NULL) return side_closed_error(side);
-    if (cvpy_side_lock(side) < 0) return NULL;
+    if (cvpy_side_lock(side, CVPY_FOREVER) < 0) return NULL;
     int status = side->handle ? conveyor_ring_set_spin(side->handle, (uint32_t)spin) : CONVEYOR_E_CLOSED;
     cvpy_side_unlock(side);
     if (status != CONVEYOR_OK) return cvpy_error(status, side->desc, NULL);
@@ -231,6 +278,21 @@ static PyObject *side_slot_address(PyObject *op, PyObject *arg) {
 static PyObject *side_get_closed(PyObject *op, void *closure) {
     (void)closure;
     return PyBool_FromLong(((cvpy_side *)op)->closed);
+}
+
+static PyObject *side_get_pid(PyObject *op, void *closure) {
+    (void)closure;
+    return PyLong_FromLong(((cvpy_side *)op)->pid);
+}
+
+static PyObject *side_get_owned(PyObject *op, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(!cvpy_side_foreign((cvpy_side *)op));
+}
+
+static PyObject *side_get_lock_waits(PyObject *op, void *closure) {
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(((cvpy_side *)op)->lock_waits);
 }
 
 static PyObject *side_get_slots(PyObject *op, void *closure) {
@@ -315,6 +377,7 @@ static PyObject *producer_loan(PyObject *op, PyObject *const *args, Py_ssize_t n
     if ((nargs != 0 || kwnames != NULL) &&
         cvpy_parse_args(args, nargs, kwnames, names, 2, "loan", a) < 0)
         return NULL;
+    if (cvpy_side_foreign(side)) return cvpy_side_foreign_error(side, NULL);
     if (side->closed) return side_closed_error(side);
     PyObject *shape_arg = a[0] == Py_None ? NULL : a[0];
     PyObject *dtype_arg = a[1] == Py_None ? NULL : a[1];
@@ -339,27 +402,31 @@ static PyObject *producer_loan(PyObject *op, PyObject *const *args, Py_ssize_t n
     int64_t timeout_ns;
     if (side_parse_tag(a[2], side, &info.tag) < 0 || cvpy_timeout_ns(a[3], side->desc, &timeout_ns) < 0)
         goto fail;
+    static const char open_loan_message[] =
+        "this producer already has an open loan: commit or abandon it first";
     if (side->open_loan != NULL) {
-        cvpy_error(CONVEYOR_E_BAD_STATE, side->desc,
-                   "this producer already has an open loan: commit or abandon it first");
+        cvpy_error(CONVEYOR_E_BAD_STATE, side->desc, open_loan_message);
         goto fail;
     }
-    if (cvpy_side_lock(side) < 0) goto fail;
+    int64_t deadline = cvpy_deadline(timeout_ns);
+    if (cvpy_side_lock(side, deadline) < 0) goto fail;
     loan_context c = {NULL, 0};
-    int status = side->handle ? cvpy_wait(side, timeout_ns, attempt_loan, &c) : CONVEYOR_E_CLOSED;
+    /* Another thread may have got a loan while this one waited for the lock. */
+    int status = side->open_loan != NULL ? -2 : cvpy_wait(side, deadline, attempt_loan, &c);
     cvpy_side_unlock(side);
     if (status != CONVEYOR_OK) {
-        if (status > 0) cvpy_error(status, side->desc, status == CONVEYOR_E_CLOSED && side->closed
-                                                           ? "this producer was closed" : NULL);
+        if (status == -2) cvpy_error(CONVEYOR_E_BAD_STATE, side->desc, open_loan_message);
+        else if (status > 0)
+            cvpy_error(status, side->desc, status == CONVEYOR_E_CLOSED && (side->closed || side->stopping)
+                                               ? "this producer was closed" : NULL);
         goto fail;
     }
     cvpy_loan *loan = cvpy_loan_new(side, c.data, c.capacity, &info, shape);
     Py_DECREF(shape);
     if (loan == NULL) {
-        if (cvpy_side_lock(side) == 0) {
-            if (side->handle) (void)conveyor_ring_abandon(side->handle);
-            cvpy_side_unlock(side);
-        }
+        /* Never block with an exception set: the lock's holder (or this, now) abandons. */
+        side->pending_abandon = 1;
+        if (cvpy_side_trylock(side)) cvpy_side_unlock(side);
         return NULL;
     }
     side->open_loan = loan;
@@ -384,6 +451,7 @@ static PyObject *producer_put(PyObject *op, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "put() missing required argument 'array'");
         return NULL;
     }
+    if (cvpy_side_foreign(side)) return cvpy_side_foreign_error(side, NULL);
     if (side->closed) return side_closed_error(side);
     conveyor_frame_info info;
     memset(&info, 0, sizeof info);
@@ -438,9 +506,10 @@ static PyObject *producer_put(PyObject *op, PyObject *const *args, Py_ssize_t na
                    "this producer has an open loan: commit or abandon it before put()");
         goto fail;
     }
-    if (cvpy_side_lock(side) < 0) goto fail;
+    int64_t deadline = cvpy_deadline(timeout_ns);
+    if (cvpy_side_lock(side, deadline) < 0) goto fail;
     loan_context c = {NULL, 0};
-    int status = side->handle ? cvpy_wait(side, timeout_ns, attempt_loan, &c) : CONVEYOR_E_CLOSED;
+    int status = side->open_loan != NULL ? -2 : cvpy_wait(side, deadline, attempt_loan, &c);
     if (status == CONVEYOR_OK) {
         if (buf.len >= 65536) {
             Py_BEGIN_ALLOW_THREADS
@@ -455,8 +524,11 @@ static PyObject *producer_put(PyObject *op, PyObject *const *args, Py_ssize_t na
     cvpy_side_unlock(side);
     PyBuffer_Release(&buf);
     if (status == -1) return NULL;
+    if (status == -2)
+        return cvpy_error(CONVEYOR_E_BAD_STATE, side->desc,
+                          "this producer has an open loan: commit or abandon it before put()");
     if (status != CONVEYOR_OK)
-        return cvpy_error(status, side->desc, status == CONVEYOR_E_CLOSED && side->closed
+        return cvpy_error(status, side->desc, status == CONVEYOR_E_CLOSED && (side->closed || side->stopping)
                                                   ? "this producer was closed" : NULL);
     Py_RETURN_NONE;
 fail:
@@ -466,11 +538,19 @@ fail:
 
 /* close (end_stream = 1) or detach (0). */
 static PyObject *producer_finish(cvpy_side *side, int end_stream) {
-    int was_closed = side->closed;
-    side->closed = 1;  /* a loan waiting in another thread gives up at its next slice */
-    if (cvpy_side_lock(side) < 0) return NULL;
+    if (cvpy_side_foreign(side)) return cvpy_side_foreign_error(side, NULL);
+    /* A loan or put waiting in another thread gives up at its next slice and lets us
+     * have the lock; `closed` is set only once the stream is ended, under the lock, so
+     * that waiter leaving first cannot destroy the handle before conveyor_ring_close. */
+    side->stopping++;
+    int locked = cvpy_side_lock(side, CVPY_FOREVER);
+    side->stopping--;
+    if (locked < 0) return NULL;  /* interrupted (or re-entrant): nothing changed */
     int status = CONVEYOR_OK;
-    if (end_stream && !was_closed && side->handle != NULL) status = conveyor_ring_close(side->handle);
+    if (!side->closed) {
+        if (end_stream && side->handle != NULL) status = conveyor_ring_close(side->handle);
+        side->closed = 1;  /* also if the close failed: the side is done either way */
+    }
     cvpy_loan *loan = side->open_loan;
     side->open_loan = NULL;
     Py_XINCREF((PyObject *)loan);
@@ -516,26 +596,36 @@ static PyMethodDef producer_methods[] = {
      "writable C-contiguous ndarray over the slot, committed at the end of the block\n"
      "(abandoned if the block raises). shape/dtype default to the ring's; rank <= 4;\n"
      "dtype float64, float32 or uint8. tag: an int for the consumer (Frame.tag).\n"
-     "timeout: None waits forever, 0 polls, > 0 seconds. Cost: no copy, no syscall when a\n"
-     "slot is free; the GIL is released while waiting (Ctrl-C interrupts within 20 ms).\n"
+     "timeout: None waits forever, 0 polls, > 0 seconds, counting any wait for another\n"
+     "thread's call on this producer. Cost: no copy, no syscall when a slot is free; the\n"
+     "GIL is released while waiting (Ctrl-C interrupts within 20 ms).\n"
+     "At commit the loaned array becomes read-only, but views derived from it inside the\n"
+     "block (out[1:], out.T...) stay writable (numpy cannot reach them): do not keep them\n"
+     "past the block, or writes through them change a frame the consumer may be reading.\n"
      "Raises InvalidArgument/TooLarge (bad shape or dtype; nothing changed), BadState (a\n"
-     "loan is already open), Timeout, Closed, PeerDied (the consumer died)."},
+     "loan is already open), Timeout, Closed, PeerDied (the consumer died), WrongRole (in\n"
+     "another process than the one that opened the producer, e.g. a forked child)."},
     {"put", CVPY_METH(producer_put), METH_FASTCALL | METH_KEYWORDS,
      "put($self, array, timeout=None, tag=0)\n--\n\n"
      "Copies a C-contiguous float64/float32/uint8 array (rank <= 4) into the next slot and\n"
      "commits it: the copying queue, for data that already exists. Cost: one memcpy (GIL\n"
-     "released from 64 KiB). Raises InvalidArgument (non-contiguous, wrong dtype, rank > 4),\n"
-     "TooLarge, BadState (a loan is open), Timeout, Closed, PeerDied; nothing is sent then."},
+     "released from 64 KiB). timeout: as loan(). Raises InvalidArgument (non-contiguous,\n"
+     "wrong dtype, rank > 4), TooLarge, BadState (a loan is open), Timeout, Closed,\n"
+     "PeerDied, WrongRole (another process: see loan()); nothing is sent then."},
     {"close", producer_close, METH_NOARGS,
      "close($self)\n--\n\n"
      "Ends the stream: the consumer receives every committed frame, then EndOfStream.\n"
-     "An open loan is abandoned. The side is handed back once no Loan of it is alive.\n"
-     "Idempotent. Raises Busy if the side was taken by a forked child."},
+     "An open loan is abandoned, a loan() or put() waiting in another thread raises\n"
+     "Closed. The side is handed back once no Loan of it is alive. Idempotent. Raises\n"
+     "WrongRole in another process than the one that opened the producer (a forked child's\n"
+     "copy is its parent's: the child calls ring.producer() itself), KeyboardInterrupt if\n"
+     "interrupted while another thread's call ends (then nothing changed)."},
     {"detach", producer_detach, METH_NOARGS,
      "detach($self)\n--\n\n"
      "Leaves without ending the stream (what an exception leaving `with` does): an open\n"
      "loan is abandoned and the side handed back; the consumer then gets PeerDied, unless\n"
-     "another producer takes the side over and goes on. Idempotent; never raises."},
+     "another producer takes the side over and goes on. Idempotent. Raises only as\n"
+     "close() does (WrongRole in another process, KeyboardInterrupt)."},
     {"slot_address", side_slot_address, METH_O,
      "slot_address($self, index)\n--\n\nReturns int. "
      "The address of slot `index` in this process's mapping (conveyor_ring_slot_address),\n"
@@ -544,7 +634,8 @@ static PyMethodDef producer_methods[] = {
     {"set_spin", side_set_spin, METH_O,
      "set_spin($self, n)\n--\n\n"
      "Pause iterations a waiting loan spins before it sleeps on a futex (0: sleep at once).\n"
-     "Spinning trades a core for wake-up latency. Raises InvalidArgument, Closed."},
+     "Spinning trades a core for wake-up latency. Raises InvalidArgument, Closed,\n"
+     "WrongRole (another process)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -557,12 +648,19 @@ static PyGetSetDef producer_getset[] = {
     {"shape", producer_get_shape, NULL, "Default frame shape of loan(), or None.", NULL},
     {"dtype", producer_get_dtype, NULL, "Default numpy dtype of loan(), or None.", NULL},
     {"loaned", producer_get_loaned, NULL, "True while a loan is open.", NULL},
+    {"pid", side_get_pid, NULL, "The process that opened this side: only it may use it (a forked child\n"
+     "inherits a copy that raises WrongRole; it calls ring.producer() itself).", NULL},
+    {"owned", side_get_owned, NULL, "True in the process that opened this side, False in a forked child's copy.", NULL},
+    {"lock_waits", side_get_lock_waits, NULL, "Calls that found another thread inside a call on this side and waited for it\n"
+     "(within their timeout; a poll gives up at once): a diagnostic counter.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot producer_slots[] = {
     {Py_tp_doc, "Producer(holder, shape=None, dtype=None): the producer side of a ring.\n"
-                "Use Ring.producer(). Claims the side (Busy if another live producer has it)."},
+                "Use Ring.producer(). Claims the side (Busy if another live producer has it).\n"
+                "It belongs to the process that opened it: a forked child's copy raises\n"
+                "WrongRole on every call, and its death there changes nothing."},
     {Py_tp_new, CVPY_SLOT(producer_new)},
     {Py_tp_dealloc, CVPY_SLOT(side_dealloc)},
     {Py_tp_methods, producer_methods},
@@ -638,16 +736,16 @@ static int side_collect_garbage(void) {
 /* receive: an ndarray, or NULL with an exception; at end of stream with `iterating`,
  * NULL without one (StopIteration). */
 static PyObject *consumer_receive_impl(cvpy_side *side, int64_t timeout_ns, int iterating) {
+    if (cvpy_side_foreign(side)) return cvpy_side_foreign_error(side, NULL);
     if (side->closed || side->handle == NULL) return side_closed_error(side);
-    if (cvpy_side_lock(side) < 0) return NULL;
-    cvpy_side_drain(side);
+    int64_t deadline = cvpy_deadline(timeout_ns);
+    if (cvpy_side_lock(side, deadline) < 0) return NULL;  /* releases what is done */
     if (side->next - side->oldest >= side->slots) {
         /* Every slot is held by a live view. Views in garbage cycles die in a collection;
          * after that, waiting could only deadlock: the producer has no slot to fill. */
         cvpy_side_unlock(side);
         if (side_collect_garbage() < 0) return NULL;
-        if (cvpy_side_lock(side) < 0) return NULL;
-        cvpy_side_drain(side);
+        if (cvpy_side_lock(side, deadline) < 0) return NULL;
         if (side->next - side->oldest >= side->slots) {
             cvpy_side_unlock(side);
             return cvpy_errorf(CONVEYOR_E_BAD_STATE, side->desc,
@@ -659,7 +757,7 @@ static PyObject *consumer_receive_impl(cvpy_side *side, int64_t timeout_ns, int 
         }
     }
     receive_context c;
-    int status = side->handle ? cvpy_wait(side, timeout_ns, attempt_receive, &c) : CONVEYOR_E_CLOSED;
+    int status = cvpy_wait(side, deadline, attempt_receive, &c);
     uint64_t seq = side->next;
     if (status == CONVEYOR_OK) {
         side->done[seq % side->slots] = 0;
@@ -669,7 +767,7 @@ static PyObject *consumer_receive_impl(cvpy_side *side, int64_t timeout_ns, int 
     if (status != CONVEYOR_OK) {
         if (status == -1) return NULL;
         if (status == CONVEYOR_E_END_OF_STREAM && iterating) return NULL;
-        return cvpy_error(status, side->desc, status == CONVEYOR_E_CLOSED && side->closed
+        return cvpy_error(status, side->desc, status == CONVEYOR_E_CLOSED && (side->closed || side->stopping)
                                                   ? "this consumer was closed" : NULL);
     }
     PyObject *shape = consumer_shape(side, &c.info);
@@ -711,8 +809,12 @@ static PyObject *consumer_iter(PyObject *op) { return Py_NewRef(op); }
 static PyObject *consumer_close(PyObject *op, PyObject *unused) {
     (void)unused;
     cvpy_side *side = (cvpy_side *)op;
-    side->closed = 1;  /* a receive waiting in another thread gives up at its next slice */
-    if (cvpy_side_lock(side) < 0) return NULL;
+    if (cvpy_side_foreign(side)) return cvpy_side_foreign_error(side, NULL);
+    side->stopping++;  /* a receive waiting in another thread gives up at its next slice */
+    int locked = cvpy_side_lock(side, CVPY_FOREVER);
+    side->stopping--;
+    if (locked < 0) return NULL;  /* interrupted (or re-entrant): nothing changed */
+    side->closed = 1;
     cvpy_side_unlock(side);  /* destroys the handle unless views are alive */
     Py_RETURN_NONE;
 }
@@ -731,13 +833,18 @@ static PyMethodDef consumer_methods[] = {
      "alive, and is given back, in order, when they are gone. timeout: None waits forever,\n"
      "0 polls, > 0 seconds. Cost: no copy, no syscall when a frame is ready; the GIL is\n"
      "released while waiting (Ctrl-C interrupts within 20 ms, the consumer stays usable).\n"
+     "The timeout counts any wait for another thread's call on this consumer.\n"
      "Raises EndOfStream (the producer closed and everything was received), Timeout,\n"
      "PeerDied (the producer died or left), BadState (every slot is held by live views),\n"
-     "Closed, RingCorrupt."},
+     "Closed, RingCorrupt, WrongRole (in another process than the one that opened the\n"
+     "consumer, e.g. a forked child: it calls ring.consumer() itself)."},
     {"close", consumer_close, METH_NOARGS,
      "close($self)\n--\n\n"
-     "Stops receiving. Frames whose views are gone are released; the side is handed back\n"
-     "when the last view of a held frame dies. Idempotent; never raises."},
+     "Stops receiving (a receive waiting in another thread raises Closed). Frames whose\n"
+     "views are gone are released; the side is handed back when the last view of a held\n"
+     "frame dies. Idempotent. Raises only WrongRole (in another process: a forked child's\n"
+     "copy is its parent's) and KeyboardInterrupt (interrupted while another thread's\n"
+     "call ends; then nothing changed)."},
     {"slot_address", side_slot_address, METH_O,
      "slot_address($self, index)\n--\n\nReturns int. "
      "The address of slot `index` in this process's mapping (conveyor_ring_slot_address),\n"
@@ -746,7 +853,7 @@ static PyMethodDef consumer_methods[] = {
     {"set_spin", side_set_spin, METH_O,
      "set_spin($self, n)\n--\n\n"
      "Pause iterations a waiting receive spins before it sleeps on a futex (0: sleep at\n"
-     "once). Raises InvalidArgument, Closed."},
+     "once). Raises InvalidArgument, Closed, WrongRole (another process)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -757,12 +864,19 @@ static PyGetSetDef consumer_getset[] = {
     {"slot_bytes", side_get_slot_bytes, NULL, "Capacity of each slot in bytes.", NULL},
     {"ring_desc", side_get_desc, NULL, "How messages name the ring.", NULL},
     {"holder", side_get_holder, NULL, "The RingHolder this side was opened from.", NULL},
+    {"pid", side_get_pid, NULL, "The process that opened this side: only it may use it (a forked child\n"
+     "inherits a copy that raises WrongRole; it calls ring.consumer() itself).", NULL},
+    {"owned", side_get_owned, NULL, "True in the process that opened this side, False in a forked child's copy.", NULL},
+    {"lock_waits", side_get_lock_waits, NULL, "Calls that found another thread inside a call on this side and waited for it\n"
+     "(within their timeout; a poll gives up at once): a diagnostic counter.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot consumer_slots[] = {
     {Py_tp_doc, "Consumer(holder): the consumer side of a ring. Use Ring.consumer().\n"
-                "Iterating yields read-only ndarrays until end of stream."},
+                "Iterating yields read-only ndarrays until end of stream. It belongs to the\n"
+                "process that opened it: a forked child's copy raises WrongRole on every\n"
+                "call, and its death (or its frames' deaths) there changes nothing."},
     {Py_tp_new, CVPY_SLOT(consumer_new)},
     {Py_tp_dealloc, CVPY_SLOT(side_dealloc)},
     {Py_tp_iter, CVPY_SLOT(consumer_iter)},

@@ -315,6 +315,35 @@ static PyObject *side_get_holder(PyObject *op, void *closure) {
     return Py_NewRef(((cvpy_side *)op)->holder);
 }
 
+/* ---- what both sides expose -------------------------------------------------------------- */
+
+/* The methods both sides have; `waiter` names the call that waits ("loan", "receive"). */
+#define CVPY_SIDE_METHODS(waiter)                                                              \
+    {"slot_address", side_slot_address, METH_O,                                                \
+     "slot_address($self, index)\n--\n\nReturns int. "                                          \
+     "The address of slot `index` in this process's mapping (conveyor_ring_slot_address),\n"   \
+     "to check that an array is the slot itself: x.ctypes.data == slot_address(x.base.slot).\n" \
+     "Raises InvalidArgument for an index outside 0...slots-1."},                              \
+    {"set_spin", side_set_spin, METH_O,                                                        \
+     "set_spin($self, n)\n--\n\n"                                                              \
+     "Pause iterations a waiting " waiter " spins before it sleeps on a futex (0: sleep at\n"   \
+     "once). Spinning trades a core for wake-up latency. Raises InvalidArgument, Closed,\n"    \
+     "WrongRole (another process)."}
+
+/* The attributes both sides have; `side` is "producer" or "consumer". */
+#define CVPY_SIDE_GETSET(side)                                                                 \
+    {"slot_bytes", side_get_slot_bytes, NULL, "Capacity of each slot in bytes.", NULL},        \
+    {"ring_desc", side_get_desc, NULL, "How messages name the ring.", NULL},                   \
+    {"holder", side_get_holder, NULL, "The RingHolder this side was opened from.", NULL},      \
+    {"pid", side_get_pid, NULL, "The process that opened this side: only it may use it (a "    \
+     "forked child\ninherits a copy that raises WrongRole; it calls ring." side "() itself).",  \
+     NULL},                                                                                    \
+    {"owned", side_get_owned, NULL,                                                            \
+     "True in the process that opened this side, False in a forked child's copy.", NULL},      \
+    {"lock_waits", side_get_lock_waits, NULL,                                                  \
+     "Calls that found another thread inside a call on this side and waited for it\n"          \
+     "(within their timeout; a poll gives up at once): a diagnostic counter.", NULL}
+
 /* ---- producer -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -626,33 +655,17 @@ static PyMethodDef producer_methods[] = {
      "loan is abandoned and the side handed back; the consumer then gets PeerDied, unless\n"
      "another producer takes the side over and goes on. Idempotent. Raises only as\n"
      "close() does (WrongRole in another process, KeyboardInterrupt)."},
-    {"slot_address", side_slot_address, METH_O,
-     "slot_address($self, index)\n--\n\nReturns int. "
-     "The address of slot `index` in this process's mapping (conveyor_ring_slot_address),\n"
-     "to check that an array is the slot itself: x.ctypes.data == slot_address(x.base.slot).\n"
-     "Raises InvalidArgument for an index outside 0...slots-1."},
-    {"set_spin", side_set_spin, METH_O,
-     "set_spin($self, n)\n--\n\n"
-     "Pause iterations a waiting loan spins before it sleeps on a futex (0: sleep at once).\n"
-     "Spinning trades a core for wake-up latency. Raises InvalidArgument, Closed,\n"
-     "WrongRole (another process)."},
+    CVPY_SIDE_METHODS("loan"),
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef producer_getset[] = {
     {"closed", side_get_closed, NULL, "True after close() or detach().", NULL},
     {"slots", side_get_slots, NULL, "Number of slots of the ring.", NULL},
-    {"slot_bytes", side_get_slot_bytes, NULL, "Capacity of each slot in bytes.", NULL},
-    {"ring_desc", side_get_desc, NULL, "How messages name the ring.", NULL},
-    {"holder", side_get_holder, NULL, "The RingHolder this side was opened from.", NULL},
     {"shape", producer_get_shape, NULL, "Default frame shape of loan(), or None.", NULL},
     {"dtype", producer_get_dtype, NULL, "Default numpy dtype of loan(), or None.", NULL},
     {"loaned", producer_get_loaned, NULL, "True while a loan is open.", NULL},
-    {"pid", side_get_pid, NULL, "The process that opened this side: only it may use it (a forked child\n"
-     "inherits a copy that raises WrongRole; it calls ring.producer() itself).", NULL},
-    {"owned", side_get_owned, NULL, "True in the process that opened this side, False in a forked child's copy.", NULL},
-    {"lock_waits", side_get_lock_waits, NULL, "Calls that found another thread inside a call on this side and waited for it\n"
-     "(within their timeout; a poll gives up at once): a diagnostic counter.", NULL},
+    CVPY_SIDE_GETSET("producer"),
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -845,15 +858,7 @@ static PyMethodDef consumer_methods[] = {
      "frame dies. Idempotent. Raises only WrongRole (in another process: a forked child's\n"
      "copy is its parent's) and KeyboardInterrupt (interrupted while another thread's\n"
      "call ends; then nothing changed)."},
-    {"slot_address", side_slot_address, METH_O,
-     "slot_address($self, index)\n--\n\nReturns int. "
-     "The address of slot `index` in this process's mapping (conveyor_ring_slot_address),\n"
-     "to check that an array is the slot itself: x.ctypes.data == slot_address(x.base.slot).\n"
-     "Raises InvalidArgument for an index outside 0...slots-1."},
-    {"set_spin", side_set_spin, METH_O,
-     "set_spin($self, n)\n--\n\n"
-     "Pause iterations a waiting receive spins before it sleeps on a futex (0: sleep at\n"
-     "once). Raises InvalidArgument, Closed, WrongRole (another process)."},
+    CVPY_SIDE_METHODS("receive"),
     {NULL, NULL, 0, NULL},
 };
 
@@ -861,14 +866,7 @@ static PyGetSetDef consumer_getset[] = {
     {"closed", side_get_closed, NULL, "True after close().", NULL},
     {"held", consumer_get_held, NULL, "Frames received and not yet released (views alive, or waiting for older ones).", NULL},
     {"slots", side_get_slots, NULL, "Number of slots of the ring: the most frames held at once.", NULL},
-    {"slot_bytes", side_get_slot_bytes, NULL, "Capacity of each slot in bytes.", NULL},
-    {"ring_desc", side_get_desc, NULL, "How messages name the ring.", NULL},
-    {"holder", side_get_holder, NULL, "The RingHolder this side was opened from.", NULL},
-    {"pid", side_get_pid, NULL, "The process that opened this side: only it may use it (a forked child\n"
-     "inherits a copy that raises WrongRole; it calls ring.consumer() itself).", NULL},
-    {"owned", side_get_owned, NULL, "True in the process that opened this side, False in a forked child's copy.", NULL},
-    {"lock_waits", side_get_lock_waits, NULL, "Calls that found another thread inside a call on this side and waited for it\n"
-     "(within their timeout; a poll gives up at once): a diagnostic counter.", NULL},
+    CVPY_SIDE_GETSET("consumer"),
     {NULL, NULL, NULL, NULL, NULL},
 };
 

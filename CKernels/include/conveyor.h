@@ -16,6 +16,9 @@
  *   7. Random numbers   a counter-based uniform generator, identical for any threading.
  *   8. Rings            zero-copy single-producer/single-consumer frames over shared
  *                       memory, across threads and processes.
+ *   9. Pools, channels  the pieces a pipeline's transport is made of: a shared pool of
+ *                       slots, and index channels (with wait-any) that pass slot
+ *                       numbers forward and back.
  *
  * Conventions that hold for every function below:
  *   - Prefix: every public symbol starts with `conveyor_` or `CONVEYOR_`.
@@ -72,14 +75,14 @@ extern "C" {
 /** Major version: incremented on any incompatible change of this header. */
 #define CONVEYOR_VERSION_MAJOR 0
 /** Minor version: incremented when functions or status codes are added. */
-#define CONVEYOR_VERSION_MINOR 4
+#define CONVEYOR_VERSION_MINOR 5
 /** Patch version: incremented for fixes that change no declaration. */
 #define CONVEYOR_VERSION_PATCH 0
 /** The version as one comparable number: major * 10000 + minor * 100 + patch. */
 #define CONVEYOR_VERSION_NUMBER \
     (CONVEYOR_VERSION_MAJOR * 10000 + CONVEYOR_VERSION_MINOR * 100 + CONVEYOR_VERSION_PATCH)
 /** The version as a string literal, "major.minor.patch". */
-#define CONVEYOR_VERSION_STRING "0.4.0"
+#define CONVEYOR_VERSION_STRING "0.5.0"
 /** True (1) at compile time when this header is at least version major.minor.patch. */
 #define CONVEYOR_CHECK_VERSION(major, minor, patch) \
     (CONVEYOR_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
@@ -90,7 +93,7 @@ extern "C" {
  */
 CONVEYOR_API int conveyor_version_number(void);
 
-/** The linked library's version as a static string, e.g. "0.4.0". Never NULL. */
+/** The linked library's version as a static string, e.g. "0.5.0". Never NULL. */
 CONVEYOR_API const char *conveyor_version_string(void);
 
 /* ===================================================================================
@@ -116,7 +119,7 @@ enum conveyor_status {
     CONVEYOR_E_PEER_DEAD = 11,       /**< The process on the other side died (or left) without closing. */
     CONVEYOR_E_BAD_STATE = 12,       /**< Call out of order: commit without loan, double release... */
     CONVEYOR_E_WRONG_ROLE = 13,      /**< A producer call on a consumer handle, or the reverse. */
-    CONVEYOR_E_NOT_A_RING = 14,      /**< The memory does not start with a ring header. */
+    CONVEYOR_E_NOT_A_RING = 14,      /**< The memory does not start with a ring header (or, since 0.5, the pool or channel header asked for). */
     CONVEYOR_E_VERSION = 15,         /**< The ring was made with another layout version. */
     CONVEYOR_E_TRUNCATED = 16,       /**< The file starts like a ring but is smaller than its header says. */
     CONVEYOR_E_CORRUPT = 17,         /**< A shared index or frame header is impossible. */
@@ -723,6 +726,305 @@ CONVEYOR_API int conveyor_ring_get_stats(const conveyor_ring *ring, conveyor_rin
  */
 CONVEYOR_API int conveyor_ring_read_stats(const conveyor_ring *ring, conveyor_ring_stats *stats,
                                           size_t size);
+
+/* ===================================================================================
+ * 9. Pools and channels: the pieces of a pipeline's transport. Since 0.5.
+ *
+ * A ring couples slots and their order: one producer, one consumer, frames in sequence.
+ * A pipeline with replicated stages needs them apart (the model is iceoryx2's zero-copy
+ * connection): a POOL is shared memory cut into slots, each with a frame descriptor, and
+ * CHANNELS carry slot numbers (any 64-bit words) between processes. A stage that owns a
+ * slot writes a frame into it, describes it (conveyor_pool_describe) and sends its number
+ * forward; the reader receives the number, reads the slot in place
+ * (conveyor_pool_frame) and sends the number back on a return channel; the owner
+ * receives it and reuses the slot. Whoever holds a slot's number may touch the slot;
+ * nothing else guards it, so the pool has no protocol of its own: the channels' SYNC
+ * POINTS publish what was written to a slot before its number was sent.
+ *
+ * A channel has one receiver and 1...CONVEYOR_CHANNEL_MAX_LANES senders, each on its own
+ * LANE: a single-producer/single-consumer queue of `capacity` words whose indices sit on
+ * cache lines of their own, so no two senders ever write the same line. The receiver
+ * takes the next word of one lane (conveyor_channel_receive) or of whichever lane has one
+ * first (conveyor_channel_receive_any: wait-any, round-robin among ready lanes so none
+ * starves). Either way it sleeps on the channel's one doorbell, which every lane's sender
+ * rings after a send if the receiver may be asleep: one futex word per waiter, no polling.
+ * A one-lane channel is a plain SPSC index channel. A full lane makes its sender wait
+ * (backpressure) on a doorbell of the lane's own, which the receiver rings.
+ *
+ * Waiting, peer death, takeover, timeouts, backings and trust are exactly as for rings
+ * (section 8): spin, then a futex sleep sliced by CONVEYOR_RING_PEER_CHECK_NS; a dead
+ * sender or receiver is reported as CONVEYOR_E_PEER_DEAD once nothing it sent is left; a
+ * lane's sender or the receiver may be taken over from a dead process and resumes at the
+ * shared position; anonymous channels and pools cross fork, MEMFD ones pass as a sealed
+ * fd, NAMED ones by name. A word is the receiver's once received (there is no release):
+ * a receiver that dies loses the words it had received, never one it had not.
+ * Every shared index is checked on every load; geometry is read once at attach.
+ * A handle is used by one thread at a time; different handles are independent.
+ * =================================================================================== */
+
+/** An opaque handle on a slot pool's mapping. */
+typedef struct conveyor_pool conveyor_pool;
+
+/** The most slots a pool may have. */
+#define CONVEYOR_POOL_MAX_SLOTS 65536
+
+/** Parameters of a new pool. Zero-initialize, then set the fields you need. */
+typedef struct conveyor_pool_config {
+    uint32_t slot_count;  /**< Slots, 1...CONVEYOR_POOL_MAX_SLOTS. */
+    uint32_t reserved;    /**< Must be 0. */
+    uint64_t slot_bytes;  /**< Capacity of each slot, 1...CONVEYOR_RING_MAX_SLOT_BYTES. */
+    int32_t backing;      /**< A conveyor_ring_backing. */
+    uint32_t reserved2;   /**< Must be 0. */
+    const char *name;     /**< NAMED only: "/name", at most 200 bytes, no other '/'. */
+} conveyor_pool_config;
+
+/**
+ * Creates a pool: a header page, one 64-byte frame descriptor per slot, then the slots,
+ * each page-aligned (slot_bytes rounded up to the page size). Cost: one mmap (and for
+ * MEMFD/NAMED a memfd_create/shm_open and ftruncate; MEMFD is sealed at its size); slot
+ * memory is committed lazily as it is first written.
+ * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, reserved fields not 0, bad
+ * name), CONVEYOR_E_OVERFLOW (slot_count * rounded slot_bytes too large), CONVEYOR_E_EXISTS
+ * (NAMED, the name is taken), CONVEYOR_E_SYSTEM (errno kept), CONVEYOR_E_NO_MEMORY,
+ * CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_pool_create(const conveyor_pool_config *config, conveyor_pool **pool);
+
+/**
+ * Attaches to the pool in a sealed memfd (dup'd; the caller keeps its fd). Validates the
+ * seals, magic, layout version, geometry and file size; the geometry is then kept in the
+ * handle and never read from shared memory again. Cost: fstat, fcntl, mmap.
+ * Errors: CONVEYOR_E_NOT_SEALED, CONVEYOR_E_NOT_A_RING (not a pool), CONVEYOR_E_VERSION,
+ * CONVEYOR_E_TRUNCATED, CONVEYOR_E_CORRUPT, CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM,
+ * CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_pool_attach_fd(int fd, conveyor_pool **pool);
+
+/** Attaches to the NAMED pool `name`. Errors: as attach_fd (NOT_SEALED aside), plus
+ * CONVEYOR_E_SYSTEM with errno ENOENT when no such pool exists. */
+CONVEYOR_API int conveyor_pool_attach_named(const char *name, conveyor_pool **pool);
+
+/** Unmaps and frees the handle (NULL is fine). The creating process of a NAMED pool
+ * unlinks its name here, unless conveyor_pool_remove_name already did. */
+CONVEYOR_API void conveyor_pool_destroy(conveyor_pool *pool);
+
+/** Removes the name of a NAMED pool this process created, once only (a no-op on other
+ * handles, in forked children and the second time). Errors: CONVEYOR_E_NULL_POINTER,
+ * CONVEYOR_E_SYSTEM. */
+CONVEYOR_API int conveyor_pool_remove_name(conveyor_pool *pool);
+
+/** The fd behind a MEMFD or NAMED pool (owned by the handle), or -1. */
+CONVEYOR_API int conveyor_pool_fd(const conveyor_pool *pool);
+
+/** The name of a NAMED pool ("/name"; owned by the handle), or NULL. */
+CONVEYOR_API const char *conveyor_pool_name(const conveyor_pool *pool);
+
+/** The pool's slot count, or 0 for NULL. Cost: a load from the handle. */
+CONVEYOR_API uint32_t conveyor_pool_slot_count(const conveyor_pool *pool);
+
+/** The capacity of each slot in bytes, or 0 for NULL. */
+CONVEYOR_API uint64_t conveyor_pool_slot_bytes(const conveyor_pool *pool);
+
+/** Bytes of the pool's shared mapping (header, descriptors, page-rounded slots), or 0. */
+CONVEYOR_API uint64_t conveyor_pool_mapped_bytes(const conveyor_pool *pool);
+
+/**
+ * The writable address of slot `index` (page-aligned, slot_bytes long) in this handle's
+ * mapping, or NULL for a bad index or a NULL pool. Only the holder of the slot's number
+ * may write it. Cost: arithmetic on local geometry.
+ */
+CONVEYOR_API void *conveyor_pool_slot(const conveyor_pool *pool, uint32_t index);
+
+/**
+ * Writes slot `index`'s frame descriptor: what the slot holds now. Call it before sending
+ * the slot's number; the send publishes it (and the payload) to the receiver.
+ * Cost: a 64-byte store. Errors: CONVEYOR_E_INVALID_ARGUMENT (index, unknown dtype,
+ * rank > 4, shape and byte_length disagree), CONVEYOR_E_TOO_LARGE (byte_length >
+ * slot_bytes), CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_pool_describe(conveyor_pool *pool, uint32_t index,
+                                        const conveyor_frame_info *info);
+
+/**
+ * Reads slot `index`'s frame: *data points at the slot (read-only by convention: the
+ * sender may still own it for reading), *info receives its descriptor, copied once out of
+ * shared memory and validated, so what is checked is what is returned. Call it after
+ * receiving the slot's number. Cost: a 64-byte copy and a check.
+ * Errors: CONVEYOR_E_INVALID_ARGUMENT (index), CONVEYOR_E_CORRUPT (the descriptor is
+ * impossible: unknown dtype, shape and length disagree, longer than the slot),
+ * CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_pool_frame(const conveyor_pool *pool, uint32_t index, const void **data,
+                                     conveyor_frame_info *info);
+
+/** An opaque handle on one end of a channel: a lane's sender, the receiver, or a holder. */
+typedef struct conveyor_channel conveyor_channel;
+
+/** The most lanes (senders) a channel may have. */
+#define CONVEYOR_CHANNEL_MAX_LANES 64
+/** The most words a lane may hold. */
+#define CONVEYOR_CHANNEL_MAX_CAPACITY 65536
+
+/** Which end a channel handle is. */
+enum conveyor_channel_role {
+    CONVEYOR_CHANNEL_SENDER = 1,   /**< Sends on one lane. */
+    CONVEYOR_CHANNEL_RECEIVER = 2, /**< Receives from every lane. */
+    /** Keeps the mapping (and a NAMED channel's name) without claiming an end: what a
+     * process keeps to open ends later with conveyor_channel_open or to pass it on. */
+    CONVEYOR_CHANNEL_HOLDER = 3
+};
+
+/** Parameters of a new channel. Zero-initialize, then set the fields you need. */
+typedef struct conveyor_channel_config {
+    uint32_t lanes;     /**< Senders, 1...CONVEYOR_CHANNEL_MAX_LANES. */
+    uint32_t capacity;  /**< Words each lane holds, 1...CONVEYOR_CHANNEL_MAX_CAPACITY. */
+    uint32_t spin;      /**< Default spin iterations before sleeping; 0 = sleep at once. */
+    int32_t backing;    /**< A conveyor_ring_backing. */
+    const char *name;   /**< NAMED only: "/name", at most 200 bytes, no other '/'. */
+} conveyor_channel_config;
+
+/** Counters of a channel, summed over its lanes, kept in shared memory and readable from
+ * any handle. May grow at its end: read it with conveyor_channel_read_stats. */
+typedef struct conveyor_channel_stats {
+    uint64_t words_sent;      /**< Words the senders published. */
+    uint64_t words_received;  /**< Words the receiver took. */
+    uint64_t sender_waits;    /**< Times a sender slept on a full lane. */
+    uint64_t sender_wakes;    /**< Futex wakes senders issued to the sleeping receiver. */
+    uint64_t receiver_waits;  /**< Times the receiver slept on empty lanes. */
+    uint64_t receiver_wakes;  /**< Futex wakes the receiver issued to sleeping senders. */
+    uint32_t lanes;           /**< The channel's lane count. */
+    uint32_t capacity;        /**< Words per lane. */
+    uint64_t mapped_bytes;    /**< Bytes of the channel's shared mapping. */
+} conveyor_channel_stats;
+
+/** sizeof(conveyor_channel_stats) in 0.5. */
+#define CONVEYOR_CHANNEL_STATS_SIZE_0_5 64
+
+/**
+ * Creates a channel and returns a CONVEYOR_CHANNEL_HOLDER handle on it; open its ends
+ * with conveyor_channel_open (here, or in a forked child for ANONYMOUS), or attach them
+ * by fd or name from other processes. Cost: one mmap of a header page, a 384-byte block
+ * per lane and lanes * capacity * 8 bytes of words.
+ * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, bad name), CONVEYOR_E_EXISTS,
+ * CONVEYOR_E_SYSTEM, CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_channel_create(const conveyor_channel_config *config,
+                                         conveyor_channel **holder);
+
+/**
+ * Opens an end of the channel `channel` is a handle on, sharing its mapping: the sender
+ * of `lane` (0...lanes-1), the receiver (lane must be 0) or another holder. The new
+ * handle belongs to the calling process (also when `channel` was inherited over fork),
+ * claims its end at once (a holder claims nothing) and starts with the channel's default
+ * spin. Cost: no system call but the liveness probe of a previous owner.
+ * Errors: CONVEYOR_E_BUSY (a live handle holds that end), CONVEYOR_E_CORRUPT (impossible
+ * shared indices: nothing claimed), CONVEYOR_E_INVALID_ARGUMENT (role, lane),
+ * CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_channel_open(const conveyor_channel *channel, int role, uint32_t lane,
+                                       conveyor_channel **end);
+
+/**
+ * Attaches to the channel in a sealed memfd as `role` (lane as in conveyor_channel_open).
+ * Validates seals, magic, layout version, geometry, size and the shared indices of the
+ * end claimed; a failed attach claims nothing. Cost: fstat, fcntl, mmap, maybe a probe.
+ * Errors: CONVEYOR_E_NOT_SEALED, CONVEYOR_E_NOT_A_RING (not a channel),
+ * CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED, CONVEYOR_E_CORRUPT, CONVEYOR_E_BUSY,
+ * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM, CONVEYOR_E_NO_MEMORY.
+ */
+CONVEYOR_API int conveyor_channel_attach_fd(int fd, int role, uint32_t lane, conveyor_channel **end);
+
+/** Attaches to the NAMED channel `name`. Errors: as attach_fd (NOT_SEALED aside), plus
+ * CONVEYOR_E_SYSTEM with errno ENOENT when no such channel exists. */
+CONVEYOR_API int conveyor_channel_attach_named(const char *name, int role, uint32_t lane,
+                                               conveyor_channel **end);
+
+/**
+ * Records the calling process as the owner of this handle's end, as conveyor_ring_claim
+ * does: automatic on first use after fork; call it right after fork to close the window
+ * before that first use. Errors: CONVEYOR_E_BUSY, CONVEYOR_E_CORRUPT,
+ * CONVEYOR_E_WRONG_ROLE (a holder), CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_channel_claim(conveyor_channel *end);
+
+/**
+ * Hands the end back (its peers see CONVEYOR_E_PEER_DEAD unless a sender closed its lane
+ * first), unmaps and frees the handle (NULL is fine). A handle inherited over fork and
+ * not used since does not hand its end back. The creating process of a NAMED channel
+ * unlinks its name when its last handle on the mapping goes.
+ */
+CONVEYOR_API void conveyor_channel_destroy(conveyor_channel *end);
+
+/** Removes the name of a NAMED channel this process created, once only. Errors:
+ * CONVEYOR_E_NULL_POINTER, CONVEYOR_E_SYSTEM. */
+CONVEYOR_API int conveyor_channel_remove_name(conveyor_channel *channel);
+
+/** The fd behind a MEMFD or NAMED channel (owned by the handle), or -1. */
+CONVEYOR_API int conveyor_channel_fd(const conveyor_channel *channel);
+
+/** The name of a NAMED channel (owned by the handle), or NULL. */
+CONVEYOR_API const char *conveyor_channel_name(const conveyor_channel *channel);
+
+/** The role of a handle (a conveyor_channel_role), or 0 for NULL. */
+CONVEYOR_API int conveyor_channel_role_of(const conveyor_channel *channel);
+
+/** A sender's lane (0 for a receiver or holder, and for NULL). */
+CONVEYOR_API uint32_t conveyor_channel_lane(const conveyor_channel *channel);
+
+/** The channel's lane count, or 0 for NULL. */
+CONVEYOR_API uint32_t conveyor_channel_lanes(const conveyor_channel *channel);
+
+/** Words each lane holds, or 0 for NULL. */
+CONVEYOR_API uint32_t conveyor_channel_capacity(const conveyor_channel *channel);
+
+/** Sets this handle's spin budget. Errors: CONVEYOR_E_NULL_POINTER. */
+CONVEYOR_API int conveyor_channel_set_spin(conveyor_channel *end, uint32_t spin);
+
+/**
+ * Sender: appends `word` to its lane, waiting while the lane is full (timeout as for
+ * rings: < 0 no limit, 0 try once). Cost: a release store and a fence, a futex wake only
+ * if the receiver sleeps.
+ * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_CLOSED (this lane was closed),
+ * CONVEYOR_E_PEER_DEAD (the receiver died or left), CONVEYOR_E_CORRUPT,
+ * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_channel_send(conveyor_channel *sender, uint64_t word, int64_t timeout_ns);
+
+/** Sender: ends its lane. The receiver takes every word sent before, then the lane reports
+ * CONVEYOR_E_END_OF_STREAM. Closing twice is fine. Errors: CONVEYOR_E_WRONG_ROLE,
+ * CONVEYOR_E_NULL_POINTER. */
+CONVEYOR_API int conveyor_channel_close(conveyor_channel *sender);
+
+/**
+ * Receiver: takes the next word of `lane`, in the order it was sent, waiting while the
+ * lane is empty. Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_END_OF_STREAM (the lane was
+ * closed and drained), CONVEYOR_E_PEER_DEAD (its sender died without closing, and every
+ * word it sent was taken), CONVEYOR_E_INVALID_ARGUMENT (lane), CONVEYOR_E_CORRUPT,
+ * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_channel_receive(conveyor_channel *receiver, uint32_t lane,
+                                          int64_t timeout_ns, uint64_t *word);
+
+/**
+ * Receiver, wait-any: takes the next word of whichever lane has one, trying lanes
+ * round-robin from the one after the lane served last, and sleeps until any lane has one
+ * (one futex word, rung by every lane's sender). *lane receives the lane the word came on.
+ * Closed, drained lanes are skipped; when every lane is, CONVEYOR_E_END_OF_STREAM.
+ * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_END_OF_STREAM, CONVEYOR_E_PEER_DEAD (*lane names
+ * a lane whose sender died without closing and whose words were all taken, while no lane
+ * has a word), CONVEYOR_E_CORRUPT (*lane names the lane), CONVEYOR_E_WRONG_ROLE,
+ * CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_channel_receive_any(conveyor_channel *receiver, int64_t timeout_ns,
+                                              uint32_t *lane, uint64_t *word);
+
+/**
+ * Reads the channel's counters into the first `size` bytes of *stats (pass sizeof
+ * *stats), as conveyor_ring_read_stats does. Errors: CONVEYOR_E_NULL_POINTER,
+ * CONVEYOR_E_INVALID_ARGUMENT (size not a multiple of 8 or below 8).
+ */
+CONVEYOR_API int conveyor_channel_read_stats(const conveyor_channel *channel,
+                                             conveyor_channel_stats *stats, size_t size);
 
 #ifdef __cplusplus
 } /* extern "C" */

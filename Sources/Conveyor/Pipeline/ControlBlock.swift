@@ -94,13 +94,6 @@ final class CancellationFlag: @unchecked Sendable {
     var isSet: Bool { flag.load(ordering: .acquiring) }
 }
 
-/// Monotonic nanoseconds.
-func nowNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
 private final class ThreadStart {
     let body: () -> Void
     init(_ body: @escaping () -> Void) { self.body = body }

@@ -1,8 +1,9 @@
 /*
- * atomics.h — every memory ordering the ring uses, by name (and how untrusted shared
- * memory is read exactly once: cv_copy_from_peer). The ring's code (ring.c,
- * shm.c) never says memory_order_*: a reviewer checks the protocol by reading its
- * SYNC POINT labels against these helpers.
+ * atomics.h — every memory ordering the shared-memory objects use, by name (and how
+ * untrusted shared memory is read exactly once: cv_copy_from_peer). The code of rings,
+ * pools and channels (ring*.c, pool.c, channel*.c, owner.c, wait.*, shm.c) never says
+ * memory_order_*: a reviewer checks each protocol by reading its SYNC POINT labels
+ * against these helpers.
  *
  * Shared-memory words are _Atomic and lock-free (static_assert below), so they work across
  * processes that map the same pages at different addresses.
@@ -54,6 +55,16 @@ static inline void cv_bump_u32(cv_atomic_u32 *p, uint32_t v) {
     atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
                           memory_order_relaxed);
 }
+/* Rings a doorbell that several processes ring (a channel's receiver doorbell, rung by
+ * every lane's sender): an atomic read-modify-write, unlike cv_bump_u32, so two concurrent
+ * rings never collapse into one value. That matters twice over: the sleeper's futex_wait
+ * compares against the value it read before sleeping, so every ring must leave a new value;
+ * and a sleeper that reads a later ringer's value still synchronizes with the fence of
+ * every earlier ringer, since only read-modify-writes continue a release sequence (C11
+ * 5.1.2.4; channel_layout.h, "WAIT-ANY"). Relaxed: the ringer's cv_fence_full orders it. */
+static inline void cv_bell_add_u32(cv_atomic_u32 *p) {
+    atomic_fetch_add_explicit(p, 1, memory_order_relaxed);
+}
 static inline void cv_store_release_u32(cv_atomic_u32 *p, uint32_t v) {
     atomic_store_explicit(p, v, memory_order_release);
 }
@@ -91,7 +102,8 @@ static inline int cv_cas_u64(cv_atomic_u64 *p, uint64_t *expected, uint64_t desi
 
 /* A full (sequentially consistent) fence: orders this side's earlier stores before its
  * later loads. The wait/wake handshake needs exactly this, on both sides (Dekker): see
- * "no lost wake-ups" in ring.c (C++: atomic_thread_fence(memory_order_seq_cst)). */
+ * "WAITING WITHOUT LOST WAKE-UPS" in ring_layout.h and "WAIT-ANY" in channel_layout.h
+ * (C++: atomic_thread_fence(memory_order_seq_cst)). */
 static inline void cv_fence_full(void) { atomic_thread_fence(memory_order_seq_cst); }
 
 /* Copies memory that another process may rewrite at any moment into private memory,

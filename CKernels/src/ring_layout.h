@@ -16,8 +16,8 @@
  *                        prefetcher pairs lines), so no line has two writers, and the flag
  *                        each side checks after every operation sits on a line that
  *                        changes only when its owner goes to sleep.
- *   descriptors_offset   slot_count cv_slot_desc of 64 bytes: frame metadata, written by
- *                        the producer before it publishes the frame
+ *   descriptors_offset   slot_count cv_slot_desc of 64 bytes (slots.h): frame metadata,
+ *                        written by the producer before it publishes the frame
  *   slots_offset         slot_count slots of slot_stride bytes (slot_bytes rounded up to
  *                        the page size), page-aligned
  *   total_bytes          end of mapping
@@ -40,7 +40,8 @@
  *      consumer: cv_load_acquire(prod_closed) == 1, then reads prod_head: every committed
  *      frame is visible, so it drains them before reporting end of stream
  *
- * WAITING WITHOUT LOST WAKE-UPS (Drepper, "Futexes Are Tricky"; a Dekker handshake)
+ * WAITING WITHOUT LOST WAKE-UPS (Drepper, "Futexes Are Tricky"; a Dekker handshake;
+ * implemented once in wait.c, used by rings and channels)
  *   A side that finds nothing to do spins `spin` times re-checking (reading the clock
  *   every CV_SPINS_PER_CLOCK_READ spins, never before the first batch, so spinning counts
  *   against the timeout and a dead peer is noticed while spinning too), then sleeps on
@@ -75,7 +76,8 @@
  *       CV_OWNER_NONE (0)  never claimed yet: the side is free and its peer waits for it
  *       CV_OWNER_LEFT (1)  handed back by conveyor_ring_destroy: free, and its peer treats
  *                          it as a dead owner (PEER_DEAD), since nobody will act on it
- *   The word changes only by compare-and-swap (cv_ring_claim_side), to a handle's own word
+ *   The word changes only by compare-and-swap (cv_claim_owner in owner.c, which channels
+ *   use for their ends too), to a handle's own word
  *   from one of:
  *       - NONE, LEFT, or the word of a dead process             takeover
  *       - the handle's own word before it ever claimed: left by
@@ -97,7 +99,8 @@
  *   only if no fork happened since the handle last claimed (a fork bumps an epoch in
  *   parent and child, cv_fork_epoch), because after a fork the side may be the child's
  *   to keep: a parent destroying its copies of handles its children use must not free
- *   their sides. Only the creating process unlinks a NAMED ring's name.
+ *   their sides. Only the creating process unlinks a NAMED ring's name (shm.c, for every
+ *   kind of object).
  *
  * TRUST
  *   Geometry is copied out once at attach (cv_copy_from_peer), validated and kept in the
@@ -111,15 +114,14 @@
 #define CONVEYOR_RING_LAYOUT_H
 
 #include "atomics.h"
+#include "owner.h" /* CV_OWNER_NONE, CV_OWNER_LEFT */
+#include "slots.h" /* cv_slot_desc, the slot geometry */
 
 #include <stdint.h>
 
 #define CV_RING_MAGIC 0x474E495259564E43ull /* "CNVYRING" in little-endian bytes */
 #define CV_RING_LAYOUT_VERSION 2u /* 2: CV_OWNER_LEFT */
-#define CV_RING_HEADER_BYTES 4096u
-#define CV_RING_DESC_BYTES 64u
-#define CV_OWNER_NONE 0u /* see OWNERSHIP */
-#define CV_OWNER_LEFT 1u
+#define CV_RING_HEADER_BYTES CV_HEADER_BYTES
 
 typedef struct cv_ring_header {
     /* line 0: geometry, immutable once published */
@@ -171,18 +173,6 @@ typedef struct cv_ring_header {
 _Static_assert(sizeof(cv_ring_header) == 640, "ring header layout changed: bump the version");
 _Static_assert(sizeof(cv_ring_header) <= CV_RING_HEADER_BYTES, "header must fit its page");
 
-/* Frame metadata of one slot: the producer writes it before SYNC POINT A. */
-typedef struct cv_slot_desc {
-    uint32_t dtype;
-    uint32_t rank;
-    uint64_t shape[4];
-    uint64_t byte_length;
-    uint64_t tag;
-    uint8_t pad[CV_RING_DESC_BYTES - 56];
-} cv_slot_desc;
-
-_Static_assert(sizeof(cv_slot_desc) == CV_RING_DESC_BYTES, "descriptor layout changed");
-_Static_assert(sizeof(cv_slot_desc) % 8 == 0 && sizeof(cv_ring_header) % 8 == 0,
-               "cv_copy_from_peer copies whole 64-bit words");
+_Static_assert(sizeof(cv_ring_header) % 8 == 0, "cv_copy_from_peer copies whole 64-bit words");
 
 #endif /* CONVEYOR_RING_LAYOUT_H */

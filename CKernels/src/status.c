@@ -35,7 +35,7 @@ static const cv_status_text cv_status_table[] = {
                               "call out of order (commit without loan, release without receive...)"},
     [CONVEYOR_E_WRONG_ROLE] = {"CONVEYOR_E_WRONG_ROLE",
                                "a producer call on a consumer handle, or the reverse"},
-    [CONVEYOR_E_NOT_A_RING] = {"CONVEYOR_E_NOT_A_RING", "the memory is not a conveyor ring"},
+    [CONVEYOR_E_NOT_A_RING] = {"CONVEYOR_E_NOT_A_RING", "the memory is not a conveyor ring, pool or channel of the kind asked for"},
     [CONVEYOR_E_VERSION] = {"CONVEYOR_E_VERSION", "the ring has another layout version"},
     [CONVEYOR_E_TRUNCATED] = {"CONVEYOR_E_TRUNCATED", "the file starts like a ring but is smaller than its header says"},
     [CONVEYOR_E_CORRUPT] = {"CONVEYOR_E_CORRUPT",

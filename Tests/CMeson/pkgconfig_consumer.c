@@ -65,7 +65,7 @@ static void check_versions(void) {
     CHECK(conveyor_version_number() == CONVEYOR_VERSION_NUMBER);
     CHECK(strcmp(conveyor_version_string(), CONVEYOR_VERSION_STRING) == 0);
     CHECK(strcmp(CONVEYOR_PC_VERSION, CONVEYOR_VERSION_STRING) == 0);
-    CHECK(CONVEYOR_CHECK_VERSION(0, 4, 0));
+    CHECK(CONVEYOR_CHECK_VERSION(0, 5, 0));
     printf("versions: header %s, library %s, conveyor.pc %s\n", CONVEYOR_VERSION_STRING,
            conveyor_version_string(), CONVEYOR_PC_VERSION);
 }

@@ -15,7 +15,7 @@ STATS_KEYS = {"frames_committed", "bytes_committed", "frames_released", "produce
 
 
 def test_version():
-    assert conveyor.__version__ == "0.4.0"
+    assert conveyor.__version__ == "0.5.0"
 
 
 @pytest.mark.parametrize("backing", ["memfd", "named", "anonymous"])

@@ -58,7 +58,7 @@ from ._core import (
 from ._kernels import apply, fill_uniform, get_threads, has_openmp, set_threads, sum
 from ._ring import Consumer, Frame, Loan, Producer, Ring
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "Ring", "Producer", "Consumer", "Loan", "Frame",
@@ -72,5 +72,5 @@ __all__ = [
 
 
 def c_version():
-    """The version of the C core linked into the extension, e.g. '0.4.0'."""
+    """The version of the C core linked into the extension, e.g. '0.5.0'."""
     return _core.c_version()

@@ -309,19 +309,20 @@ import Testing
             var info = stat()
             #expect(stat("/dev/shm" + name, &info) == 0)
             #expect(info.st_mode & 0o777 == 0o600)
-            #expect(throws: RingError.core(.init(rawValue: Int32(CONVEYOR_E_EXISTS.rawValue)), errno: 0)) {
+            #expect(throws: RingError.core(.exists, errno: 0)) {
                 _ = try Ring.createProducer(Self.config(backing: .named(name)))
             }
             let consumer = try Consumer.attach(name: name)
-            // The side is taken by this (live) process's first consumer: a second is refused.
-            #expect(throws: RingError.self) { _ = try Producer.attach(name: name) }
+            // The producer side is held by this (live) process's creator: a second is refused.
+            #expect(throws: RingError.core(.busy, errno: 0)) { _ = try Producer.attach(name: name) }
+            #expect(throws: RingError.core(.busy, errno: 0)) { _ = try Consumer.attach(name: name) }
             try producer.push(Matrix<Double>(rows: 1, cols: 2, elements: [3, 4]), tag: 1)
             guard let frame = try consumer.receive(timeout: .seconds(1)) else { Issue.record("no frame"); return }
             let elements = try frame.withMatrix(of: Double.self) { $0.elements }
             #expect(elements == [3, 4])
         }
         #expect(access("/dev/shm" + name, F_OK) != 0, "the creator did not remove its name")
-        #expect(throws: RingError.self) { _ = try Consumer.attach(name: name) }
+        #expect(throws: RingError.core(.system, errno: ENOENT)) { _ = try Consumer.attach(name: name) }
     }
 
     @Test func memfdRingsAttachByDescriptor() throws {
@@ -392,6 +393,14 @@ final class Handoff<Value: ~Copyable>: @unchecked Sendable {
     func take() -> Value {
         guard let value = value.take() else { fatalError("Handoff taken twice") }
         return value
+    }
+
+    /// Calls `body` with the value, still held (not to be mixed with a concurrent take).
+    func peek<R>(_ body: (borrowing Value) -> R) -> R {
+        switch value {
+        case .some(let held): return body(held)
+        case .none: fatalError("Handoff peeked after take")
+        }
     }
 }
 

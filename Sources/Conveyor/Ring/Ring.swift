@@ -12,7 +12,9 @@ internal import CKernels
 ///     let s = try frame.withMatrix(of: Double.self) { $0.sum() }   // read in place
 /// }                                                        // frame released here
 /// ```
-/// To run the ends on different threads, ``Ends/split(_:)`` hands each one over.
+/// To run the ends in two tasks at once, ``Ends/run(producer:consumer:)`` hands each to a
+/// child task of its own; ``Ends/split(_:)`` hands both to one closure, which moves each
+/// to the thread (or, with fork, the process) that uses it.
 public enum Ring {
     /// Both ends of a new ring, each to be handed to its own thread (or, with fork, its own
     /// process).
@@ -23,7 +25,9 @@ public enum Ring {
         public var consumer: Consumer
 
         /// Separates the two ends, to move each to its own thread or process:
-        /// `try Ring.create(config).split { producer, consumer in ... }`.
+        /// `try Ring.create(config).split { producer, consumer in ... }`. The closure runs
+        /// on the calling thread; for two tasks, use ``run(producer:consumer:)``. Binding
+        /// the fields (`let producer = ends.producer`) separates them too. Cost: none.
         public consuming func split<R: ~Copyable, E: Error>(
             _ body: (consuming Producer, consuming Consumer) throws(E) -> R
         ) throws(E) -> R {

@@ -406,7 +406,40 @@ final class Handoff<Value: ~Copyable>: @unchecked Sendable {
 
 /// The README's examples, compiled and run as written.
 @Suite struct ReadmeExampleTests {
-    @Test func ringExample() throws {
+    /// The ring snippet (proposed in /tmp/spec/readme-ring.md), in a function instead of
+    /// at top level: the two ends in two tasks at once (8 frames through 3 slots, so the
+    /// producer must wait for the consumer, which only works if both run).
+    @Test func ringExample() async throws {
+        let config = RingConfiguration(slotCount: 3, rows: 500, cols: 2000, of: Double.self)
+        let (sent, sums) = try await Ring.create(config).run(
+            producer: { producer in
+                for i in 0..<8 {
+                    var lease = try await producer.loan(rows: 500, cols: 2000, of: Double.self)
+                    try lease.withMatrix { m in
+                        m.fillUniform(seed: 2016, stream: UInt64(i))
+                        try m.apply([.square, .multiply(3), .add(1)])
+                    }
+                    try lease.commit(tag: UInt64(i))
+                }
+                try producer.close()
+                return 8
+            },
+            consumer: { consumer in
+                var sums: [Double] = []
+                while let frame = try await consumer.receive() {
+                    sums.append(try frame.withMatrix(of: Double.self) { $0.sum() })
+                }
+                return sums
+            })
+        let expected = try (0..<8).map { i in
+            try Matrix<Double>.uniform(rows: 500, cols: 2000, seed: 2016, stream: UInt64(i))
+                .applying([.square, .multiply(3), .add(1)]).sum()
+        }
+        #expect(sent == 8 && sums == expected)
+    }
+
+    /// The snippet before it: both ends handed to one closure by `split`.
+    @Test func ringSplitExample() throws {
         var sums: [Double] = []
         let ring = try Ring.create(RingConfiguration(slotCount: 3, rows: 500, cols: 2000, of: Double.self))
         try ring.split { producer, consumer in

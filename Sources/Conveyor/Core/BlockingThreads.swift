@@ -115,9 +115,9 @@ private final class BlockingWorker: @unchecked Sendable {
         pthread_mutex_lock(cache.mutex)
         defer { pthread_mutex_unlock(cache.mutex) }
         cache.idle.append(self)
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        deadline.tv_sec += BlockingThreads.idleSeconds
+        // The package's one monotonic clock, which the condition variable was set to use.
+        let end = nowNanoseconds() + UInt64(BlockingThreads.idleSeconds) * 1_000_000_000
+        var deadline = timespec(tv_sec: Int(end / 1_000_000_000), tv_nsec: Int(end % 1_000_000_000))
         while job == nil {
             if pthread_cond_timedwait(wakeup, cache.mutex, &deadline) == ETIMEDOUT, job == nil {
                 cache.idle.removeAll { $0 === self }  // under the mutex: no job can be on its way

@@ -50,7 +50,9 @@ public struct Consumer: ~Copyable, Sendable {
     /// for it (``RingWait``): a wake-up of that thread and a resumption of the task, some
     /// microseconds, are the price. Same timeouts, errors and `nil` at end of stream as the
     /// blocking form, plus ``RingError/cancelled``, thrown within 5 ms of the task's
-    /// cancellation (a frame that arrives in that time is returned instead, never lost).
+    /// cancellation (a frame that arrives in that time is returned instead, never lost),
+    /// and ``RingError/core(_:errno:)`` with ``ConveyorError/system`` and the error of
+    /// `pthread_create` if the system refuses a waiter thread.
     public func receive(timeout: Duration? = nil) async throws(RingError) -> ReadLease? {
         let endOfStream = Int32(CONVEYOR_E_END_OF_STREAM.rawValue)
         let outcome = try await RingWait.run(handle, timeout: timeout, success: endOfStream) { handle, slice in

@@ -48,7 +48,9 @@ public struct Producer: ~Copyable, Sendable {
     /// no thread switch). If it must wait, the task suspends and a dedicated OS thread
     /// waits for it (``RingWait``): a wake-up of that thread and a resumption of the task,
     /// some microseconds, are the price. Same timeouts and errors as the blocking form,
-    /// plus ``RingError/cancelled``, thrown within 5 ms of the task's cancellation.
+    /// plus ``RingError/cancelled``, thrown within 5 ms of the task's cancellation, and
+    /// ``RingError/core(_:errno:)`` with ``ConveyorError/system`` and the error of
+    /// `pthread_create` if the system refuses a waiter thread.
     public func loan<Element: MatrixElement>(rows: Int, cols: Int, of element: Element.Type = Element.self,
                                              timeout: Duration? = nil) async throws(RingError) -> WriteLease<Element> {
         try checkFits(rows: rows, cols: cols, of: Element.self)

@@ -55,6 +55,7 @@ enum RingWait {
             } onCancel: {
                 waiter.cancel()
             }
+            waiter.join()
             if outcome.status == RingAttempt.timeoutStatus, waiter.wasCancelled { throw .cancelled }
         }
         if outcome.status == 0 || outcome.status == success { return outcome }
@@ -70,6 +71,12 @@ private final class SlicedWait: Sendable {
     let deadline: UInt64?
     let attempt: @Sendable (RingHandle, Int64) -> RingAttempt
     private let cancelled = Atomic<Bool>(false)
+    /// Set (release) by the waiter thread when it is done with the handle, read (acquire)
+    /// by the task when it resumes: the continuation orders the two already, but this
+    /// edge is one ThreadSanitizer sees (it does not see through Dispatch on Linux), so
+    /// the handle's fields written by the waiter are not reported as racing with the
+    /// task's next call.
+    private let finished = Atomic<Bool>(false)
 
     init(handle: RingHandle, deadline: UInt64?, attempt: @escaping @Sendable (RingHandle, Int64) -> RingAttempt) {
         self.handle = handle
@@ -79,6 +86,12 @@ private final class SlicedWait: Sendable {
 
     var wasCancelled: Bool { cancelled.load(ordering: .acquiring) }
 
+    /// In the resumed task: takes over the handle from the waiter thread.
+    func join() {
+        let done = finished.load(ordering: .acquiring)
+        precondition(done, "Conveyor bug: a ring wait resumed before its waiter thread finished")
+    }
+
     /// Called by the cancellation handler, on any thread: the waiter stops at its next
     /// look at the flag, within one slice.
     func cancel() { cancelled.store(true, ordering: .releasing) }
@@ -86,8 +99,13 @@ private final class SlicedWait: Sendable {
     /// Hands the wait to a waiter thread, which resumes `continuation` exactly once. If no
     /// thread can be started, resumes it at once with `CONVEYOR_E_SYSTEM` and the error.
     func start(_ continuation: CheckedContinuation<RingAttempt, Never>) {
-        let status = BlockingThreads.run { continuation.resume(returning: self.wait()) }
+        let status = BlockingThreads.run {
+            let outcome = self.wait()
+            self.finished.store(true, ordering: .releasing)
+            continuation.resume(returning: outcome)
+        }
         if status != 0 {
+            finished.store(true, ordering: .releasing)
             continuation.resume(returning: RingAttempt(status: Int32(CONVEYOR_E_SYSTEM.rawValue), errno: status))
         }
     }

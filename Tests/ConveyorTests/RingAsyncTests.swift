@@ -147,6 +147,26 @@ import Testing
         #expect(waits >= 0)
     }
 
+    @Test func theEndsBindSeparatelyForAThreadAndATask() async throws {
+        // Ring.Ends is @frozen, so another module may bind its fields one by one; each
+        // bound end is then borrowed by a closure on a thread or in a task.
+        let ends = try Ring.create(Self.config(slots: 2))
+        let producer = ends.producer
+        let consumer = ends.consumer
+        let producing = Thread.detachNewThreadWithResult {
+            defer { try? producer.close() }
+            for i in 0..<100 { try producer.push(Matrix<Double>(rows: 1, cols: 1, elements: [Double(i)]), tag: UInt64(i), timeout: NoHang.limit) }
+        }
+        var next: UInt64 = 0
+        while let frame = try await consumer.receive(timeout: NoHang.limit) {
+            let tag = frame.tag
+            #expect(tag == next)
+            next += 1
+        }
+        try await producing.value
+        #expect(next == 100)
+    }
+
     struct Stop: Error, Equatable {}
 
     @Test func runStopsBothEndsOnTheFirstError() async throws {

@@ -18,6 +18,12 @@ internal import CKernels
 public enum Ring {
     /// Both ends of a new ring, each to be handed to its own thread (or, with fork, its own
     /// process).
+    ///
+    /// `@frozen` so that code in other modules may bind the two fields separately
+    /// (`let producer = ends.producer; let consumer = ends.consumer`), which Swift allows
+    /// for a `~Copyable` struct only when its layout is fixed; the two stored properties
+    /// are the whole of it, now and later.
+    @frozen
     public struct Ends: ~Copyable, Sendable {
         /// The writing end.
         public var producer: Producer
@@ -27,7 +33,8 @@ public enum Ring {
         /// Separates the two ends, to move each to its own thread or process:
         /// `try Ring.create(config).split { producer, consumer in ... }`. The closure runs
         /// on the calling thread; for two tasks, use ``run(producer:consumer:)``. Binding
-        /// the fields (`let producer = ends.producer`) separates them too. Cost: none.
+        /// the fields (`let producer = ends.producer`) separates them too, and a bound end
+        /// can be captured (borrowed) by a thread's or a task's closure. Cost: none.
         public consuming func split<R: ~Copyable, E: Error>(
             _ body: (consuming Producer, consuming Consumer) throws(E) -> R
         ) throws(E) -> R {

@@ -116,7 +116,12 @@ import Testing
             try await consumer.take().receive(timeout: NoHang.limit) != nil
         }
         #expect(await NoHang.until { producer.peek { $0.stats.consumerWaits } > 0 }, "the receive never waited")
-        _ = producer.take()  // the producer goes away without closing
+        // The producer goes away without closing. Claim first: a handle whose process
+        // forked since its last call (other suites fork stage processes) skips the hand-back
+        // in conveyor_ring_destroy, so the consumer would never see it go.
+        let end = producer.take()
+        try end.claim()
+        _ = consume end
         await #expect(throws: RingError.peerDied) { _ = try await receive.value }
     }
 

@@ -1,33 +1,29 @@
 /*
  * kernels_sum.c — compensated summation, deterministic for a given thread count.
  *
- * Each of CV_LANES lanes keeps a running sum s and a running error c. Adding x uses
- * Knuth's branch-free TwoSum, which recovers the exact rounding error of s + x:
- *     t = s + x;  z = t - s;  e = (s - (t - z)) + (x - z);  c += e;  s = t;
- * so s + c behaves like a sum in twice the precision (the bound is in conveyor.h). The lanes are independent, which lets the compiler keep
+ * Each of CV_SUM_LANES lanes keeps a running sum s and a running error c. Adding x uses
+ * Knuth's branch-free TwoSum (CV_TWO_SUM in kernels_twosum.h, shared with the fused
+ * uniform sum), which recovers the exact rounding error of s + x, so s + c behaves like a sum in twice the precision (the bound is in conveyor.h). The lanes are independent, which lets the compiler keep
  * them in SIMD registers; the lane results, then the per-chunk results, are merged in a
  * fixed order with the same TwoSum. Chunks are fixed by the thread count alone
  * (cv_for_chunks with fixed_partition), so a given array and thread count always give
  * the same bits.
  */
 #include "internal.h"
+#include "kernels_twosum.h"
 
 #include <math.h>
 #include <string.h>
 
-/* 32 lanes: four AVX-512 (or eight AVX2) registers of sums, enough independent chains to
- * hide the adder's latency. */
-#define CV_LANES 32
+/* The lane count of kernels_twosum.h, under the name this file uses. */
+#define CV_LANES CV_SUM_LANES
 
 typedef struct {
     double s, c;
 } cv_compensated;
 
 static inline void cv_two_sum_into(cv_compensated *acc, double x) {
-    double t = acc->s + x;
-    double z = t - acc->s;
-    acc->c += (acc->s - (t - z)) + (x - z);
-    acc->s = t;
+    CV_TWO_SUM(acc->s, acc->c, x);
 }
 
 /* Merges a partial (its sum, then its error) into acc. */
@@ -51,10 +47,7 @@ typedef struct {
         for (size_t i = 0; i + CV_LANES <= n; i += CV_LANES) {                        \
             for (int l = 0; l < CV_LANES; l++) {                                      \
                 double v = (double)x[i + l];                                          \
-                double t = s[l] + v;                                                  \
-                double z = t - s[l];                                                  \
-                c[l] += (s[l] - (t - z)) + (v - z);                                   \
-                s[l] = t;                                                             \
+                CV_TWO_SUM(s[l], c[l], v);                                            \
             }                                                                         \
         }                                                                             \
         memcpy(st->s, s, sizeof s);                                                   \

@@ -170,12 +170,15 @@ int CV_API(_program)(CV_T *out, const CV_T *x, size_t n, const conveyor_op *ops,
 }
 
 #ifdef CV_UNIFORM_LANES
+#include "kernels_twosum.h"
+
 /*
  * Generate, transform and sum in registers (see internal.h): a strip of 32 elements is
  * four vectors of generator states, mixed into uniforms, run through the steps like a
  * strip of the program engine, and added into the 32 lanes, four vectors of sums and four
- * of errors, with the sum's TwoSum. Nothing is stored, so the loop runs at the speed of
- * its arithmetic (the fill, the program and the sum each stored or loaded every value).
+ * of errors, with the sum's TwoSum (kernels_twosum.h). Nothing is stored, so the loop
+ * runs at the speed of its arithmetic (the fill, the program and the sum each stored or
+ * loaded every value).
  * Same bits as the three kernels: the same formulas per element, the same lane per element.
  */
 typedef uint64_t cv_u64_vec __attribute__((vector_size(64)));
@@ -183,16 +186,19 @@ typedef uint64_t cv_u64_vec __attribute__((vector_size(64)));
 CV_SIMD_CLONES static size_t CV_FN(_uniform_steps_lanes)(const CV_FN(_step) *steps, size_t count, uint64_t key,
                                                          uint64_t first, size_t n, double *restrict lane_s,
                                                          double *restrict lane_c) {
-    const size_t strip = 4 * CV_PER_VEC;  /* 32 = CV_LANES */
+    const size_t strip = CV_SUM_LANES;  /* four vectors: lane l of the sum is element l of a strip */
+    _Static_assert(4 * CV_PER_VEC == CV_SUM_LANES, "a strip is four vectors, one per 8 lanes");
     CV_VEC s0, s1, s2, s3, c0, c1, c2, c3;
-    CV_LOAD(s0, lane_s); CV_LOAD(s1, lane_s + 8); CV_LOAD(s2, lane_s + 16); CV_LOAD(s3, lane_s + 24);
-    CV_LOAD(c0, lane_c); CV_LOAD(c1, lane_c + 8); CV_LOAD(c2, lane_c + 16); CV_LOAD(c3, lane_c + 24);
+    CV_LOAD(s0, lane_s); CV_LOAD(s1, lane_s + CV_PER_VEC);
+    CV_LOAD(s2, lane_s + 2 * CV_PER_VEC); CV_LOAD(s3, lane_s + 3 * CV_PER_VEC);
+    CV_LOAD(c0, lane_c); CV_LOAD(c1, lane_c + CV_PER_VEC);
+    CV_LOAD(c2, lane_c + 2 * CV_PER_VEC); CV_LOAD(c3, lane_c + 3 * CV_PER_VEC);
     cv_u64_vec g0, g1, g2, g3; /* the generator state of each element of the next strip */
     for (size_t l = 0; l < CV_PER_VEC; l++) {
         g0[l] = key + (first + 1 + l) * CV_GOLDEN_GAMMA;
-        g1[l] = key + (first + 1 + l + 8) * CV_GOLDEN_GAMMA;
-        g2[l] = key + (first + 1 + l + 16) * CV_GOLDEN_GAMMA;
-        g3[l] = key + (first + 1 + l + 24) * CV_GOLDEN_GAMMA;
+        g1[l] = key + (first + 1 + l + CV_PER_VEC) * CV_GOLDEN_GAMMA;
+        g2[l] = key + (first + 1 + l + 2 * CV_PER_VEC) * CV_GOLDEN_GAMMA;
+        g3[l] = key + (first + 1 + l + 3 * CV_PER_VEC) * CV_GOLDEN_GAMMA;
     }
     const uint64_t advance = strip * CV_GOLDEN_GAMMA;
     size_t i = 0;
@@ -217,17 +223,12 @@ CV_SIMD_CLONES static size_t CV_FN(_uniform_steps_lanes)(const CV_FN(_step) *ste
             CV_STEP(v2, y, va, CV_SELECT, CV_LOAD, CV_VEC)
             CV_STEP(v3, y, va, CV_SELECT, CV_LOAD, CV_VEC)
         }
-#define CV_TWO_SUM(S, C, V)                    \
-        {                                      \
-            CV_VEC t_ = S + V, z_ = t_ - S;    \
-            C += (S - (t_ - z_)) + (V - z_);   \
-            S = t_;                            \
-        }
-        CV_TWO_SUM(s0, c0, v0) CV_TWO_SUM(s1, c1, v1) CV_TWO_SUM(s2, c2, v2) CV_TWO_SUM(s3, c3, v3)
-#undef CV_TWO_SUM
+        CV_TWO_SUM(s0, c0, v0); CV_TWO_SUM(s1, c1, v1); CV_TWO_SUM(s2, c2, v2); CV_TWO_SUM(s3, c3, v3);
     }
-    CV_STORE(lane_s, s0); CV_STORE(lane_s + 8, s1); CV_STORE(lane_s + 16, s2); CV_STORE(lane_s + 24, s3);
-    CV_STORE(lane_c, c0); CV_STORE(lane_c + 8, c1); CV_STORE(lane_c + 16, c2); CV_STORE(lane_c + 24, c3);
+    CV_STORE(lane_s, s0); CV_STORE(lane_s + CV_PER_VEC, s1);
+    CV_STORE(lane_s + 2 * CV_PER_VEC, s2); CV_STORE(lane_s + 3 * CV_PER_VEC, s3);
+    CV_STORE(lane_c, c0); CV_STORE(lane_c + CV_PER_VEC, c1);
+    CV_STORE(lane_c + 2 * CV_PER_VEC, c2); CV_STORE(lane_c + 3 * CV_PER_VEC, c3);
     return i;
 }
 

@@ -1,9 +1,11 @@
 import CKernels
+import Conveyor
 import Testing
 
 /// Every error status of the C API, and the guarantee that a rejected call writes nothing.
 @Suite struct ErrorPathTests {
-    static func code(_ status: conveyor_status) -> Int32 { Int32(status.rawValue) }
+    /// The C code of a named status: the calls below return C codes, matched by name.
+    static func code(_ status: ConveyorError) -> Int32 { status.rawValue }
 
     private var square: conveyor_op {
         conveyor_op(code: Int32(CONVEYOR_OP_SQUARE.rawValue), reserved: 0, a: 0, b: 0, operand: nil)
@@ -14,15 +16,15 @@ import Testing
         let x: [Double] = [1, 2, 3, 4]
         var r = 0.0
         out.withUnsafeMutableBufferPointer { out in
-            #expect(conveyor_f64_program(nil, x, 4, [square], 1) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f64_program(out.baseAddress, nil, 4, [square], 1) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f64_program(out.baseAddress, x, 4, nil, 1) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f64_add(out.baseAddress, x, nil, 4) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f32_mul(nil, nil, nil, 4) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f64_fill_uniform(nil, 4, 1, 0, 0) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f64_sum(nil, 4, &r) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f64_sum(x, 4, nil) == Self.code(CONVEYOR_E_NULL_POINTER))
-            #expect(conveyor_f32_sum(nil, 1, &r) == Self.code(CONVEYOR_E_NULL_POINTER))
+            #expect(conveyor_f64_program(nil, x, 4, [square], 1) == Self.code(.nullPointer))
+            #expect(conveyor_f64_program(out.baseAddress, nil, 4, [square], 1) == Self.code(.nullPointer))
+            #expect(conveyor_f64_program(out.baseAddress, x, 4, nil, 1) == Self.code(.nullPointer))
+            #expect(conveyor_f64_add(out.baseAddress, x, nil, 4) == Self.code(.nullPointer))
+            #expect(conveyor_f32_mul(nil, nil, nil, 4) == Self.code(.nullPointer))
+            #expect(conveyor_f64_fill_uniform(nil, 4, 1, 0, 0) == Self.code(.nullPointer))
+            #expect(conveyor_f64_sum(nil, 4, &r) == Self.code(.nullPointer))
+            #expect(conveyor_f64_sum(x, 4, nil) == Self.code(.nullPointer))
+            #expect(conveyor_f32_sum(nil, 1, &r) == Self.code(.nullPointer))
         }
         #expect(out == [7, 7, 7, 7], "a rejected call wrote its output")
     }
@@ -42,19 +44,19 @@ import Testing
         let oddFloat = (raw + 2).assumingMemoryBound(to: Float.self)
         let good = (raw + 64).assumingMemoryBound(to: Double.self)
         var r = 0.0
-        #expect(conveyor_f64_copy(good, odd, 4) == Self.code(CONVEYOR_E_MISALIGNED))
-        #expect(conveyor_f64_copy(odd, good, 4) == Self.code(CONVEYOR_E_MISALIGNED))
-        #expect(conveyor_f64_sum(odd, 4, &r) == Self.code(CONVEYOR_E_MISALIGNED))
-        #expect(conveyor_f32_fill_uniform(oddFloat, 4, 1, 0, 0) == Self.code(CONVEYOR_E_MISALIGNED))
+        #expect(conveyor_f64_copy(good, odd, 4) == Self.code(.misaligned))
+        #expect(conveyor_f64_copy(odd, good, 4) == Self.code(.misaligned))
+        #expect(conveyor_f64_sum(odd, 4, &r) == Self.code(.misaligned))
+        #expect(conveyor_f32_fill_uniform(oddFloat, 4, 1, 0, 0) == Self.code(.misaligned))
     }
 
     @Test func partialOverlapIsRejectedExactAliasIsNot() {
         var buffer = [Double](repeating: 1, count: 16)
         buffer.withUnsafeMutableBufferPointer { b in
             let p = b.baseAddress!
-            #expect(conveyor_f64_add_scalar(p + 1, p, 1, 8) == Self.code(CONVEYOR_E_OVERLAP))
-            #expect(conveyor_f64_add_scalar(p, p + 7, 1, 8) == Self.code(CONVEYOR_E_OVERLAP))
-            #expect(conveyor_f64_add(p + 8, p, p + 4, 8) == Self.code(CONVEYOR_E_OVERLAP))
+            #expect(conveyor_f64_add_scalar(p + 1, p, 1, 8) == Self.code(.overlap))
+            #expect(conveyor_f64_add_scalar(p, p + 7, 1, 8) == Self.code(.overlap))
+            #expect(conveyor_f64_add(p + 8, p, p + 4, 8) == Self.code(.overlap))
             #expect(conveyor_f64_add_scalar(p, p + 8, 1, 8) == 0)  // disjoint halves
             #expect(conveyor_f64_add_scalar(p, p, 1, 8) == 0)  // in place
         }
@@ -67,11 +69,11 @@ import Testing
         defer { p.deallocate() }
         var r = 0.0
         let huge = Int.max / 4  // times 8 bytes exceeds PTRDIFF_MAX
-        #expect(conveyor_f64_copy(p, p, huge) == Self.code(CONVEYOR_E_OVERFLOW))
-        #expect(conveyor_f64_sum(p, huge, &r) == Self.code(CONVEYOR_E_OVERFLOW))
-        #expect(conveyor_f64_fill_uniform(p, huge, 1, 0, 0) == Self.code(CONVEYOR_E_OVERFLOW))
+        #expect(conveyor_f64_copy(p, p, huge) == Self.code(.overflow))
+        #expect(conveyor_f64_sum(p, huge, &r) == Self.code(.overflow))
+        #expect(conveyor_f64_fill_uniform(p, huge, 1, 0, 0) == Self.code(.overflow))
         #expect(conveyor_f32_fill_uniform(UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self), Int.max / 3, 1, 0, 0)
-                == Self.code(CONVEYOR_E_OVERFLOW))
+                == Self.code(.overflow))
     }
 
     @Test func invalidPrograms() {
@@ -82,16 +84,16 @@ import Testing
             func op(_ code: Int32, reserved: UInt32 = 0) -> conveyor_op {
                 conveyor_op(code: code, reserved: reserved, a: 1, b: 0, operand: nil)
             }
-            #expect(conveyor_f64_program(o, x, 2, [op(-1)], 1) == Self.code(CONVEYOR_E_INVALID_ARGUMENT))
-            #expect(conveyor_f64_program(o, x, 2, [op(17)], 1) == Self.code(CONVEYOR_E_INVALID_ARGUMENT))
-            #expect(conveyor_f64_program(o, x, 2, [op(1, reserved: 1)], 1) == Self.code(CONVEYOR_E_INVALID_ARGUMENT))
+            #expect(conveyor_f64_program(o, x, 2, [op(-1)], 1) == Self.code(.invalidArgument))
+            #expect(conveyor_f64_program(o, x, 2, [op(17)], 1) == Self.code(.invalidArgument))
+            #expect(conveyor_f64_program(o, x, 2, [op(1, reserved: 1)], 1) == Self.code(.invalidArgument))
             let tooLong = [conveyor_op](repeating: op(1), count: Int(CONVEYOR_PROGRAM_MAX_OPS) + 1)
-            #expect(conveyor_f64_program(o, x, 2, tooLong, tooLong.count) == Self.code(CONVEYOR_E_INVALID_ARGUMENT))
+            #expect(conveyor_f64_program(o, x, 2, tooLong, tooLong.count) == Self.code(.invalidArgument))
             // A valid first step does not run when a later step is invalid.
-            #expect(conveyor_f64_program(o, x, 2, [op(1), op(99)], 2) == Self.code(CONVEYOR_E_INVALID_ARGUMENT))
+            #expect(conveyor_f64_program(o, x, 2, [op(1), op(99)], 2) == Self.code(.invalidArgument))
             // A binary step without its operand.
             #expect(conveyor_f64_program(o, x, 2, [op(1), op(Int32(CONVEYOR_OP_MUL.rawValue))], 2)
-                    == Self.code(CONVEYOR_E_NULL_POINTER))
+                    == Self.code(.nullPointer))
             let maxed = [conveyor_op](repeating: op(1), count: Int(CONVEYOR_PROGRAM_MAX_OPS))
             #expect(conveyor_f64_program(nil, nil, 0, maxed, maxed.count) == 0)
         }

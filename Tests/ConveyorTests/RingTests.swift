@@ -309,19 +309,20 @@ import Testing
             var info = stat()
             #expect(stat("/dev/shm" + name, &info) == 0)
             #expect(info.st_mode & 0o777 == 0o600)
-            #expect(throws: RingError.core(.init(rawValue: Int32(CONVEYOR_E_EXISTS.rawValue)), errno: 0)) {
+            #expect(throws: RingError.core(.exists, errno: 0)) {
                 _ = try Ring.createProducer(Self.config(backing: .named(name)))
             }
             let consumer = try Consumer.attach(name: name)
-            // The side is taken by this (live) process's first consumer: a second is refused.
-            #expect(throws: RingError.self) { _ = try Producer.attach(name: name) }
+            // The producer side is held by this (live) process's creator: a second is refused.
+            #expect(throws: RingError.core(.busy, errno: 0)) { _ = try Producer.attach(name: name) }
+            #expect(throws: RingError.core(.busy, errno: 0)) { _ = try Consumer.attach(name: name) }
             try producer.push(Matrix<Double>(rows: 1, cols: 2, elements: [3, 4]), tag: 1)
             guard let frame = try consumer.receive(timeout: .seconds(1)) else { Issue.record("no frame"); return }
             let elements = try frame.withMatrix(of: Double.self) { $0.elements }
             #expect(elements == [3, 4])
         }
         #expect(access("/dev/shm" + name, F_OK) != 0, "the creator did not remove its name")
-        #expect(throws: RingError.self) { _ = try Consumer.attach(name: name) }
+        #expect(throws: RingError.core(.system, errno: ENOENT)) { _ = try Consumer.attach(name: name) }
     }
 
     @Test func memfdRingsAttachByDescriptor() throws {
@@ -393,11 +394,52 @@ final class Handoff<Value: ~Copyable>: @unchecked Sendable {
         guard let value = value.take() else { fatalError("Handoff taken twice") }
         return value
     }
+
+    /// Calls `body` with the value, still held (not to be mixed with a concurrent take).
+    func peek<R>(_ body: (borrowing Value) -> R) -> R {
+        switch value {
+        case .some(let held): return body(held)
+        case .none: fatalError("Handoff peeked after take")
+        }
+    }
 }
 
 /// The README's examples, compiled and run as written.
 @Suite struct ReadmeExampleTests {
-    @Test func ringExample() throws {
+    /// The ring snippet (proposed in /tmp/spec/readme-ring.md), in a function instead of
+    /// at top level: the two ends in two tasks at once (8 frames through 3 slots, so the
+    /// producer must wait for the consumer, which only works if both run).
+    @Test func ringExample() async throws {
+        let config = RingConfiguration(slotCount: 3, rows: 500, cols: 2000, of: Double.self)
+        let (sent, sums) = try await Ring.create(config).run(
+            producer: { producer in
+                for i in 0..<8 {
+                    var lease = try await producer.loan(rows: 500, cols: 2000, of: Double.self)
+                    try lease.withMatrix { m in
+                        m.fillUniform(seed: 2016, stream: UInt64(i))
+                        try m.apply([.square, .multiply(3), .add(1)])
+                    }
+                    try lease.commit(tag: UInt64(i))
+                }
+                try producer.close()
+                return 8
+            },
+            consumer: { consumer in
+                var sums: [Double] = []
+                while let frame = try await consumer.receive() {
+                    sums.append(try frame.withMatrix(of: Double.self) { $0.sum() })
+                }
+                return sums
+            })
+        let expected = try (0..<8).map { i in
+            try Matrix<Double>.uniform(rows: 500, cols: 2000, seed: 2016, stream: UInt64(i))
+                .applying([.square, .multiply(3), .add(1)]).sum()
+        }
+        #expect(sent == 8 && sums == expected)
+    }
+
+    /// The snippet before it: both ends handed to one closure by `split`.
+    @Test func ringSplitExample() throws {
         var sums: [Double] = []
         let ring = try Ring.create(RingConfiguration(slotCount: 3, rows: 500, cols: 2000, of: Double.self))
         try ring.split { producer, consumer in

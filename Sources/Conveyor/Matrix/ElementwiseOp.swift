@@ -1,3 +1,5 @@
+internal import CKernels
+
 /// One step of a fused elementwise program, applied to the running value `v` of every
 /// element.
 ///
@@ -39,16 +41,21 @@ public enum ElementwiseOp<Element: MatrixElement>: Sendable {
     /// max(v, m[i])
     case maximumMatrix(Matrix<Element>)
 
-    /// The most steps one program may have (`CONVEYOR_PROGRAM_MAX_OPS`).
-    public static var maxProgramLength: Int { 16 }
+    /// The most steps one program may have: the C core's `CONVEYOR_PROGRAM_MAX_OPS` (16).
+    public static var maxProgramLength: Int { Int(CONVEYOR_PROGRAM_MAX_OPS) }
+
+    /// The one program-length rule: throws ``MatrixError/programTooLong(steps:limit:)``
+    /// when a program of `steps` steps is longer than ``maxProgramLength``. `Matrix.apply`,
+    /// `uniformSum` and the pipeline's kernel stages (also when fusing two) all ask here.
+    static func checkLength(_ steps: Int) throws(MatrixError) {
+        guard steps <= maxProgramLength else { throw .programTooLong(steps: steps, limit: maxProgramLength) }
+    }
 
     /// Checks that `program` can run on `shape` matrices: at most ``maxProgramLength``
     /// steps, and every matrix operand of that shape. Shared by `Matrix.apply` and the
     /// pipeline's kernel stages.
     static func validate(_ program: [ElementwiseOp], on shape: Shape) throws(MatrixError) {
-        guard program.count <= maxProgramLength else {
-            throw .programTooLong(steps: program.count, limit: maxProgramLength)
-        }
+        try checkLength(program.count)
         for case let operand? in program.lazy.map(\.operand) where operand.shape != shape {
             throw .shapeMismatch(expected: shape, actual: operand.shape)
         }

@@ -36,14 +36,12 @@ extension Matrix {
     ///   ``MatrixError/operandNotAllowed(step:)`` for a step that reads a matrix.
     public static func uniformSum(rows: Int, cols: Int, seed: UInt64, stream: UInt64 = 0,
                                   applying program: [ElementwiseOp<Element>]) throws(MatrixError) -> Double {
-        let (count, overflow) = rows.multipliedReportingOverflow(by: cols)
-        guard rows >= 0, cols >= 0, !overflow, count <= Int.max / MemoryLayout<Element>.stride else {
+        guard elementByteCount(rows: rows, cols: cols, stride: MemoryLayout<Element>.stride) != nil else {
             throw .invalidShape(rows: rows, cols: cols)
         }
-        let limit = ElementwiseOp<Element>.maxProgramLength
-        guard program.count <= limit else { throw .programTooLong(steps: program.count, limit: limit) }
+        try ElementwiseOp<Element>.checkLength(program.count)
         if let step = program.firstIndex(where: { $0.operand != nil }) { throw .operandNotAllowed(step: step) }
-        return KernelCalls.uniformProgramSum(count, seed: seed, stream: stream, program)
+        return KernelCalls.uniformProgramSum(rows * cols, seed: seed, stream: stream, program)
     }
 
     /// The sum of all elements, accumulated in `Double` with compensated arithmetic.

@@ -28,14 +28,12 @@ public struct Matrix<Element: MatrixElement>: Sendable {
 
     /// A matrix whose elements are not yet written; every public initializer fills them.
     init(uninitializedRows rows: Int, cols: Int) throws(MatrixError) {
-        guard rows >= 0, cols >= 0 else { throw .invalidShape(rows: rows, cols: cols) }
-        let (count, overflow) = rows.multipliedReportingOverflow(by: cols)
-        guard !overflow, count <= Int.max / MemoryLayout<Element>.stride else {
+        guard elementByteCount(rows: rows, cols: cols, stride: MemoryLayout<Element>.stride) != nil else {
             throw .invalidShape(rows: rows, cols: cols)
         }
         self.rows = rows
         self.cols = cols
-        self.storage = try MatrixStorage(uninitializedCount: count)
+        self.storage = try MatrixStorage(uninitializedCount: rows * cols)
     }
 
     /// A matrix over existing storage (owned, or borrowed from a ring slot).

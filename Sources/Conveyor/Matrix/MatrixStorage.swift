@@ -47,8 +47,9 @@ final class MatrixStorage<Element: MatrixElement>: @unchecked Sendable {
     var isBorrowed: Bool { lender != nil }
 
     private static func allocate(_ count: Int) throws(MatrixError) -> UnsafeMutablePointer<Element> {
-        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        guard count >= 0, !overflow else { throw .invalidShape(rows: count, cols: 1) }
+        guard let bytes = elementByteCount(rows: count, cols: 1, stride: MemoryLayout<Element>.stride) else {
+            throw .invalidShape(rows: count, cols: 1)
+        }
         var raw: UnsafeMutableRawPointer?
         // posix_memalign rejects size 0 on some libcs' terms; allocate one line instead.
         guard posix_memalign(&raw, Self.alignment, max(bytes, Self.alignment)) == 0, let raw else {

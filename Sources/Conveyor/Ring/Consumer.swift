@@ -1,5 +1,9 @@
 internal import CKernels
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The reading end of a ring. Exactly one exists per ring (it is `~Copyable`); move it to
 /// the thread or process that consumes.
 public struct Consumer: ~Copyable, Sendable {
@@ -38,22 +42,28 @@ public struct Consumer: ~Copyable, Sendable {
         return ReadLease(handle: handle, base: data!, info: info)
     }
 
-    /// ``receive(timeout:)`` for async code: waits in short slices and throws
-    /// ``RingError/cancelled`` promptly when the task is cancelled.
+    /// ``receive(timeout:)`` for async code, which never blocks a thread of the
+    /// cooperative pool.
+    ///
+    /// Tries once without waiting (when a frame is ready: a few loads, no system call, no
+    /// thread switch). If it must wait, the task suspends and a dedicated OS thread waits
+    /// for it (``RingWait``): a wake-up of that thread and a resumption of the task, some
+    /// microseconds, are the price. Same timeouts, errors and `nil` at end of stream as the
+    /// blocking form, plus ``RingError/cancelled``, thrown within 5 ms of the task's
+    /// cancellation (a frame that arrives in that time is returned instead, never lost),
+    /// and ``RingError/core(_:errno:)`` with ``ConveyorError/system`` and the error of
+    /// `pthread_create` if the system refuses a waiter thread.
     public func receive(timeout: Duration? = nil) async throws(RingError) -> ReadLease? {
-        var data: UnsafeRawPointer?
-        var info = conveyor_frame_info()
-        let pointer = handle.pointer
-        var ended = false
-        try await RingHandle.waitCancellably(timeout: timeout) { slice in
-            let status = conveyor_ring_receive(pointer, slice, &data, &info)
-            if status == Int32(CONVEYOR_E_END_OF_STREAM.rawValue) {
-                ended = true
-                return 0
-            }
-            return status
+        let endOfStream = Int32(CONVEYOR_E_END_OF_STREAM.rawValue)
+        let outcome = try await RingWait.run(handle, timeout: timeout, success: endOfStream) { handle, slice in
+            var data: UnsafeRawPointer?
+            var info = conveyor_frame_info()
+            let status = conveyor_ring_receive(handle.pointer, slice, &data, &info)
+            return RingAttempt(status: status, errno: status == 0 ? 0 : errno,
+                               address: UnsafeMutableRawPointer(mutating: data), info: info)
         }
-        return ended ? nil : ReadLease(handle: handle, base: data!, info: info)
+        if outcome.status == endOfStream { return nil }
+        return ReadLease(handle: handle, base: UnsafeRawPointer(outcome.address!), info: outcome.info)
     }
 
     /// Records this process as the consumer's owner (first thing in a forked child).

@@ -1,5 +1,9 @@
 internal import CKernels
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The writing end of a ring. Exactly one exists per ring (it is `~Copyable`); move it to
 /// the thread or process that produces.
 public struct Producer: ~Copyable, Sendable {
@@ -37,17 +41,26 @@ public struct Producer: ~Copyable, Sendable {
         return WriteLease(handle: handle, slot: data!.assumingMemoryBound(to: Element.self), rows: rows, cols: cols)
     }
 
-    /// ``loan(rows:cols:of:timeout:)`` for async code: waits in short slices and throws
-    /// ``RingError/cancelled`` promptly when the task is cancelled.
+    /// ``loan(rows:cols:of:timeout:)`` for async code, which never blocks a thread of the
+    /// cooperative pool.
+    ///
+    /// Tries once without waiting (a slot is usually free: a few loads, no system call,
+    /// no thread switch). If it must wait, the task suspends and a dedicated OS thread
+    /// waits for it (``RingWait``): a wake-up of that thread and a resumption of the task,
+    /// some microseconds, are the price. Same timeouts and errors as the blocking form,
+    /// plus ``RingError/cancelled``, thrown within 5 ms of the task's cancellation, and
+    /// ``RingError/core(_:errno:)`` with ``ConveyorError/system`` and the error of
+    /// `pthread_create` if the system refuses a waiter thread.
     public func loan<Element: MatrixElement>(rows: Int, cols: Int, of element: Element.Type = Element.self,
                                              timeout: Duration? = nil) async throws(RingError) -> WriteLease<Element> {
         try checkFits(rows: rows, cols: cols, of: Element.self)
-        var data: UnsafeMutableRawPointer?
-        let pointer = handle.pointer
-        try await RingHandle.waitCancellably(timeout: timeout) { slice in
-            conveyor_ring_loan(pointer, slice, &data, nil)
+        let outcome = try await RingWait.run(handle, timeout: timeout) { handle, slice in
+            var data: UnsafeMutableRawPointer?
+            let status = conveyor_ring_loan(handle.pointer, slice, &data, nil)
+            return RingAttempt(status: status, errno: status == 0 ? 0 : errno, address: data)
         }
-        return WriteLease(handle: handle, slot: data!.assumingMemoryBound(to: Element.self), rows: rows, cols: cols)
+        return WriteLease(handle: handle, slot: outcome.address!.assumingMemoryBound(to: Element.self),
+                          rows: rows, cols: cols)
     }
 
     /// Copies `matrix` into a slot and publishes it: the copying queue, for a matrix that
@@ -85,9 +98,9 @@ public struct Producer: ~Copyable, Sendable {
     private func checkFits<Element: MatrixElement>(rows: Int, cols: Int, of: Element.Type) throws(RingError) {
         let capacity = handle.slotBytes
         guard rows >= 0, cols >= 0 else { throw .invalidConfiguration("matrix shape \(rows)x\(cols)") }
-        let (count, o1) = rows.multipliedReportingOverflow(by: cols)
-        let (bytes, o2) = count.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        guard !o1, !o2 else { throw .frameTooLarge(bytes: Int.max, capacity: capacity) }
+        guard let bytes = elementByteCount(rows: rows, cols: cols, stride: MemoryLayout<Element>.stride) else {
+            throw .frameTooLarge(bytes: Int.max, capacity: capacity)
+        }
         guard bytes <= capacity else { throw .frameTooLarge(bytes: bytes, capacity: capacity) }
     }
 }

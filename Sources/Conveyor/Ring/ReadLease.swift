@@ -20,11 +20,7 @@ public struct ReadLease: ~Copyable {
     init(handle: RingHandle, base: UnsafeRawPointer, info: conveyor_frame_info) {
         self.handle = handle
         self.base = base
-        switch info.dtype {
-        case UInt32(CONVEYOR_DTYPE_F64.rawValue): dtype = .float64
-        case UInt32(CONVEYOR_DTYPE_F32.rawValue): dtype = .float32
-        default: dtype = nil
-        }
+        dtype = DType(conveyorDType: info.dtype)
         let extents = [info.shape.0, info.shape.1, info.shape.2, info.shape.3]
         shape = extents.prefix(Int(info.rank)).map { Int($0) }
         byteCount = Int(info.byte_length)

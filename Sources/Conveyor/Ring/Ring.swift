@@ -12,10 +12,18 @@ internal import CKernels
 ///     let s = try frame.withMatrix(of: Double.self) { $0.sum() }   // read in place
 /// }                                                        // frame released here
 /// ```
-/// To run the ends on different threads, ``Ends/split(_:)`` hands each one over.
+/// To run the ends in two tasks at once, ``Ends/run(producer:consumer:)`` hands each to a
+/// child task of its own; ``Ends/split(_:)`` hands both to one closure, which moves each
+/// to the thread (or, with fork, the process) that uses it.
 public enum Ring {
     /// Both ends of a new ring, each to be handed to its own thread (or, with fork, its own
     /// process).
+    ///
+    /// `@frozen` so that code in other modules may bind the two fields separately
+    /// (`let producer = ends.producer; let consumer = ends.consumer`), which Swift allows
+    /// for a `~Copyable` struct only when its layout is fixed; the two stored properties
+    /// are the whole of it, now and later.
+    @frozen
     public struct Ends: ~Copyable, Sendable {
         /// The writing end.
         public var producer: Producer
@@ -23,7 +31,10 @@ public enum Ring {
         public var consumer: Consumer
 
         /// Separates the two ends, to move each to its own thread or process:
-        /// `try Ring.create(config).split { producer, consumer in ... }`.
+        /// `try Ring.create(config).split { producer, consumer in ... }`. The closure runs
+        /// on the calling thread; for two tasks, use ``run(producer:consumer:)``. Binding
+        /// the fields (`let producer = ends.producer`) separates them too, and a bound end
+        /// can be captured (borrowed) by a thread's or a task's closure. Cost: none.
         public consuming func split<R: ~Copyable, E: Error>(
             _ body: (consuming Producer, consuming Consumer) throws(E) -> R
         ) throws(E) -> R {

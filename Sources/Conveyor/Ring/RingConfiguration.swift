@@ -36,10 +36,9 @@ public struct RingConfiguration: Sendable, Equatable {
     public init<Element: MatrixElement>(slotCount: Int, rows: Int, cols: Int, of element: Element.Type,
                                         spin: Int = RingConfiguration.defaultSpin,
                                         backing: RingBacking = .anonymous) {
-        let (bytes, overflow) = rows.multipliedReportingOverflow(by: cols)
-        let (total, overflow2) = bytes.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        self.init(slotCount: slotCount, slotBytes: overflow || overflow2 ? -1 : total, spin: spin,
-                  backing: backing)
+        // An impossible shape gives an impossible size, which creating the ring refuses.
+        let bytes = elementByteCount(rows: rows, cols: cols, stride: MemoryLayout<Element>.stride) ?? -1
+        self.init(slotCount: slotCount, slotBytes: bytes, spin: spin, backing: backing)
     }
 }
 

@@ -7,42 +7,77 @@ import Glibc
 /// Why a ring operation did not complete.
 ///
 /// End of stream is not an error: ``Consumer/receive(timeout:)`` returns `nil` for it.
+/// The C statuses a ring caller handles in the normal course of a stream have cases of
+/// their own (``timedOut``, ``closed``, ``peerDied``); every other C status arrives as
+/// ``core(_:errno:)`` with its named ``ConveyorError`` (`.core(.busy, errno: 0)`), and
+/// ``conveyorError`` gives the C status behind any ring error, so a caller that only cares
+/// about the code can write `catch ConveyorError.busy` or `error.conveyorError == .busy`.
 public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// Nothing became ready before the timeout.
+    /// Nothing became ready before the timeout: no free slot for a loan, no frame for a
+    /// receive (`CONVEYOR_E_TIMEOUT`, ``ConveyorError/timeout``). Nothing changed; retry
+    /// freely.
     case timedOut
-    /// The ring is closed: the producer may not loan any more.
+    /// The ring is closed: the producer may not loan any more (`CONVEYOR_E_CLOSED`,
+    /// ``ConveyorError/closed``).
     case closed
-    /// The process on the other side died (or left) without closing the ring.
+    /// The process on the other side died (or let go of its end) without closing the ring
+    /// (`CONVEYOR_E_PEER_DEAD`, ``ConveyorError/peerDead``). A consumer gets it only after
+    /// every frame the producer committed; a new peer may attach and take over.
     case peerDied
-    /// The task waiting on the ring was cancelled.
+    /// The task waiting on the ring was cancelled; nothing was loaned or received. Swift
+    /// only: no C status.
     case cancelled
-    /// A frame of this many bytes does not fit in a slot of `capacity` bytes.
+    /// A frame of this many bytes does not fit in a slot of `capacity` bytes (checked in
+    /// Swift before loaning; `bytes` is `Int.max` when the size overflows).
     case frameTooLarge(bytes: Int, capacity: Int)
-    /// A frame holds another element type than the one asked for.
+    /// A frame holds another element type than the one asked for. Swift only.
     case dtypeMismatch(expected: DType, actual: DType?)
-    /// A frame is not two-dimensional, so it cannot be read as a matrix.
+    /// A frame is not two-dimensional, so it cannot be read as a matrix. Swift only.
     case notAMatrix(rank: Int)
-    /// A configuration value is out of range (the message names it).
+    /// A configuration value is out of range (the message names it); checked in Swift
+    /// before the C core is called.
     case invalidConfiguration(String)
-    /// A status of the C core without a more specific case, with errno for system errors
-    /// (e.g. `CONVEYOR_E_EXISTS`, `CONVEYOR_E_BUSY`, `CONVEYOR_E_NOT_A_RING`).
+    /// Any other status of the C core, named (``ConveyorError/exists``,
+    /// ``ConveyorError/busy``, ``ConveyorError/notSealed``...), with the errno of the
+    /// failed system call for ``ConveyorError/system`` (0 otherwise).
     case core(ConveyorError, errno: Int32)
 
-    /// The error a C status stands for; `nil` for `CONVEYOR_OK`.
-    init?(status: Int32) {
+    /// The C status behind this error: ``ConveyorError/timeout``, ``ConveyorError/closed``
+    /// and ``ConveyorError/peerDead`` for the first three cases, ``ConveyorError/tooLarge``
+    /// for ``frameTooLarge(bytes:capacity:)``, ``ConveyorError/invalidArgument`` for
+    /// ``invalidConfiguration(_:)``, the wrapped one for ``core(_:errno:)``; `nil` for the
+    /// errors that only Swift raises (``cancelled``, ``dtypeMismatch(expected:actual:)``,
+    /// ``notAMatrix(rank:)``). Cost: none.
+    public var conveyorError: ConveyorError? {
+        switch self {
+        case .timedOut: return .timeout
+        case .closed: return .closed
+        case .peerDied: return .peerDead
+        case .frameTooLarge: return .tooLarge
+        case .invalidConfiguration: return .invalidArgument
+        case let .core(error, _): return error
+        case .cancelled, .dtypeMismatch, .notAMatrix: return nil
+        }
+    }
+
+    /// The error a C status stands for; `nil` for `CONVEYOR_OK`. `code` is the errno the
+    /// call left, kept for `CONVEYOR_E_SYSTEM`: read it on the thread that made the call
+    /// (the default does, at the call site).
+    init?(status: Int32, errno code: Int32 = errno) {
         switch status {
         case 0: return nil
         case Int32(CONVEYOR_E_TIMEOUT.rawValue): self = .timedOut
         case Int32(CONVEYOR_E_CLOSED.rawValue): self = .closed
         case Int32(CONVEYOR_E_PEER_DEAD.rawValue): self = .peerDied
-        case Int32(CONVEYOR_E_SYSTEM.rawValue): self = .core(ConveyorError(rawValue: status), errno: errno)
+        case Int32(CONVEYOR_E_SYSTEM.rawValue): self = .core(.system, errno: code)
         default: self = .core(ConveyorError(rawValue: status), errno: 0)
         }
     }
 
-    /// Throws the error a C status stands for; returns on `CONVEYOR_OK`.
-    static func check(_ status: Int32) throws(RingError) {
-        if let error = RingError(status: status) { throw error }
+    /// Throws the error a C status stands for; returns on `CONVEYOR_OK`. The errno default
+    /// is read at the call site, right after the C call.
+    static func check(_ status: Int32, errno code: Int32 = errno) throws(RingError) {
+        if let error = RingError(status: status, errno: code) { throw error }
     }
 
     /// A sentence naming what went wrong.

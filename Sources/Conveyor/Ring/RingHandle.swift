@@ -4,8 +4,9 @@ internal import CKernels
 /// alive after its ``Producer`` or ``Consumer`` is gone: the mapping is unmapped when the
 /// last of them ends.
 ///
-/// `@unchecked Sendable`: the handle is used by one owner at a time, which the ~Copyable
-/// ``Producer``/``Consumer`` and their non-Sendable leases enforce.
+/// `@unchecked Sendable`: the handle is used by one thread at a time, which the ~Copyable
+/// ``Producer``/``Consumer`` and their non-Sendable leases enforce; an async wait lends it
+/// to a waiter thread while its task is suspended (``RingWait``), never concurrently.
 final class RingHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     /// Capacity of a slot, read once (geometry never changes).
@@ -51,35 +52,9 @@ final class RingHandle: @unchecked Sendable {
         return fd >= 0 ? fd : nil
     }
 
-    /// Runs a blocking C call with a timeout (nil: no limit).
+    /// A C timeout: nil (no limit) is -1, a duration its saturated nanoseconds
+    /// (``Swift/Duration/saturatingNanoseconds``: negative is 0, try once).
     static func nanoseconds(_ timeout: Duration?) -> Int64 {
-        guard let timeout else { return -1 }
-        let (seconds, attoseconds) = timeout.components
-        if seconds < 0 { return 0 }
-        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? Int64.max : ns &+ attoseconds / 1_000_000_000
-    }
-
-    /// Waits in slices of at most 5 ms so that a cancelled task stops waiting promptly.
-    /// `attempt` receives the slice's timeout in nanoseconds.
-    static func waitCancellably(timeout: Duration?, _ attempt: (Int64) -> Int32) async throws(RingError) {
-        let clock = ContinuousClock()
-        let deadline = timeout.map { clock.now.advanced(by: $0) }
-        while true {
-            if Task.isCancelled { throw .cancelled }
-            var slice: Int64 = 5_000_000
-            if let deadline {
-                let left = nanoseconds(clock.now.duration(to: deadline))
-                slice = min(slice, max(left, 0))
-            }
-            let status = attempt(slice)
-            if status == Int32(CONVEYOR_E_TIMEOUT.rawValue),
-               deadline.map({ clock.now < $0 }) ?? true {
-                await Task.yield()
-                continue
-            }
-            try RingError.check(status)
-            return
-        }
+        timeout?.saturatingNanoseconds ?? -1
     }
 }

@@ -44,7 +44,7 @@ public struct WriteLease<Element: MatrixElement>: ~Copyable {
     ///   loan is then abandoned.
     public consuming func commit(tag: UInt64 = 0) throws(RingError) {
         var info = conveyor_frame_info()
-        info.dtype = Element.dtype == .float64 ? UInt32(CONVEYOR_DTYPE_F64.rawValue) : UInt32(CONVEYOR_DTYPE_F32.rawValue)
+        info.dtype = Element.dtype.conveyorDType
         info.rank = 2
         info.shape.0 = UInt64(rows)
         info.shape.1 = UInt64(cols)

@@ -1,6 +1,6 @@
 /*
- * make_corpus.c — writes the seed corpus of the two fuzz targets into DIR/fuzz_attach/
- * and DIR/fuzz_peer/.
+ * make_corpus.c — writes the seed corpus of the fuzz targets into DIR/fuzz_attach/,
+ * DIR/fuzz_peer/, DIR/fuzz_chan_attach/ and DIR/fuzz_chan_peer/.
  *
  *   fuzz_attach: a mode byte (see fuzz_attach.c) and a compact ring image made by a real
  *     ring: the header page of a fresh 4 x 64-byte MEMFD ring (its first
@@ -19,6 +19,16 @@
  *     descriptors, a hostile prod_closed, sleeping flags with takeovers and doorbells that
  *     wrap, calls in the wrong role or with NULL.
  *
+ *   fuzz_chan_attach: a mode and a lane byte (see fuzz_chan_attach.c), then a compact image
+ *     made by a real pool (4 x 64 bytes, described slots) or channel (2 lanes of 4 words,
+ *     words sent, a lane closed): header, then what follows offset 4096. Owner words are
+ *     cleared. Variants: each role, a sender past the last lane, a second attach, sleeping
+ *     peers (the takeover rings them), a head past the tail, another version, unsealed, a
+ *     write seal, truncated, derived geometry, a corrupt pool descriptor.
+ *   fuzz_chan_peer: programs in fuzz_chan_peer.c's encoding: sends filling lanes,
+ *     receive_any round-robin, receive(lane), closes and ends of stream, reattaching ends,
+ *     hostile heads, tails, owners, words and geometry, stats, pool descriptors.
+ *
  * scripts/fuzz builds this and adds its output to each run's scratch corpus, so the seeds
  * always match the current layout version. The committed corpus (Tests/Fuzz/corpus) is
  * this program's output; regenerate it after a layout change with
@@ -26,6 +36,8 @@
  * The op and field numbers below must match fuzz_peer.c (its enum and tables).
  */
 #include <conveyor.h>
+#include "../../CKernels/src/channel_layout.h"
+#include "../../CKernels/src/pool_layout.h"
 #include "../../CKernels/src/ring_layout.h"
 
 #include <errno.h>
@@ -345,6 +357,199 @@ static void peer_corpus(void) {
     emit("fuzz_peer", "roles-and-nulls", p.b, p.n);
 }
 
+/* ---- fuzz_chan_attach --------------------------------------------------------------- */
+
+enum { CA_CHANNEL = 1, CA_UNSEALED = 2, CA_WRITE_SEAL = 6, CA_COMPACT = 8, CA_SHORT = 16,
+       CA_SENDER = 32, CA_HOLDER = 64, CA_BAD_ROLE = 96, CA_TWICE = 128 };
+
+/* A compact image of the file behind fd: its first `header` bytes, then [4096, end). */
+static size_t compact_image(int fd, size_t header, uint8_t *out, size_t cap) {
+    off_t end = lseek(fd, 0, SEEK_END);
+    size_t rest = end > 4096 ? (size_t)end - 4096 : 0;
+    if (header + rest > cap) rest = cap - header;
+    if (pread(fd, out, header, 0) != (ssize_t)header ||
+        (rest && pread(fd, out + header, rest, 4096) != (ssize_t)rest)) {
+        perror("pread");
+        exit(1);
+    }
+    return header + rest;
+}
+
+static void chan_attach_seed(const char *name, uint8_t mode, uint8_t lane, const uint8_t *img,
+                             size_t n) {
+    uint8_t buf[2 + 8192];
+    buf[0] = mode;
+    buf[1] = lane;
+    memcpy(buf + 2, img, n);
+    emit("fuzz_chan_attach", name, buf, 2 + n);
+}
+
+static void chan_attach_corpus(void) {
+    static uint8_t img[8192];
+    /* a pool of 4 x 64 bytes with described slots */
+    conveyor_pool_config pc = {.slot_count = 4, .slot_bytes = 64, .backing = CONVEYOR_RING_MEMFD};
+    conveyor_pool *pool;
+    must(conveyor_pool_create(&pc, &pool), "pool_create");
+    for (uint32_t i = 0; i < 3; i++) {
+        conveyor_frame_info info = {.dtype = CONVEYOR_DTYPE_F32, .rank = 2, .shape = {2, 4 + 4 * (i % 2)},
+                                    .byte_length = 32 + 32 * (i % 2), .tag = 7 + i};
+        must(conveyor_pool_describe(pool, i, &info), "describe");
+    }
+    size_t n = compact_image(conveyor_pool_fd(pool), sizeof(cv_pool_header), img, 4096);
+    size_t pool_n = sizeof(cv_pool_header) + 4 * 64;  /* header and descriptors */
+    if (n < pool_n) pool_n = n;
+    conveyor_pool_destroy(pool);
+    chan_attach_seed("pool-valid", CA_COMPACT, 0, img, pool_n);
+    chan_attach_seed("pool-twice", CA_COMPACT | CA_TWICE, 0, img, pool_n);
+    chan_attach_seed("pool-unsealed", CA_COMPACT | CA_UNSEALED, 0, img, pool_n);
+    chan_attach_seed("pool-write-seal", CA_COMPACT | CA_WRITE_SEAL, 0, img, pool_n);
+    chan_attach_seed("pool-short", CA_COMPACT | CA_SHORT, 0, img, pool_n);
+    chan_attach_seed("pool-derived", CA_COMPACT, 0, (const uint8_t[16]){0}, 16);
+    {
+        uint8_t bad[sizeof(cv_pool_header) + 4 * 64];
+        memcpy(bad, img, sizeof bad);
+        cv_slot_desc d;
+        memcpy(&d, bad + sizeof(cv_pool_header) + 64, sizeof d);
+        d.byte_length = 1u << 20;  /* longer than the slot: CORRUPT */
+        memcpy(bad + sizeof(cv_pool_header) + 64, &d, sizeof d);
+        chan_attach_seed("pool-corrupt-descriptor", CA_COMPACT, 0, bad, sizeof bad);
+        cv_pool_header h;
+        memcpy(&h, img, sizeof h);
+        h.layout_version = 99;
+        memcpy(bad, &h, sizeof h);
+        chan_attach_seed("pool-other-version", CA_COMPACT, 0, bad, sizeof(cv_pool_header));
+    }
+
+    /* a channel of 2 lanes of 4 words: lane 0 has 3 words, lane 1 one word and is closed */
+    conveyor_channel_config cc = {.lanes = 2, .capacity = 4, .backing = CONVEYOR_RING_MEMFD};
+    conveyor_channel *holder, *s0, *s1;
+    must(conveyor_channel_create(&cc, &holder), "channel_create");
+    must(conveyor_channel_open(holder, CONVEYOR_CHANNEL_SENDER, 0, &s0), "open");
+    must(conveyor_channel_open(holder, CONVEYOR_CHANNEL_SENDER, 1, &s1), "open");
+    for (uint64_t w = 0; w < 3; w++) must(conveyor_channel_send(s0, 0xA000 + w, 0), "send");
+    must(conveyor_channel_send(s1, 0xB000, 0), "send");
+    must(conveyor_channel_close(s1), "close");
+    n = compact_image(conveyor_channel_fd(holder), sizeof(cv_channel_header), img, sizeof img);
+    conveyor_channel_destroy(s0);
+    conveyor_channel_destroy(s1);
+    conveyor_channel_destroy(holder);
+    cv_channel_header h;
+    memcpy(&h, img, sizeof h);
+    h.recv_owner = CV_OWNER_NONE;
+    memcpy(img, &h, sizeof h);
+    size_t hb = sizeof(cv_channel_header);
+    for (uint32_t l = 0; l < 2; l++) {  /* lane blocks follow the header in the image */
+        cv_channel_lane lane;
+        memcpy(&lane, img + hb + l * sizeof lane, sizeof lane);
+        lane.send_owner = CV_OWNER_NONE;
+        memcpy(img + hb + l * sizeof lane, &lane, sizeof lane);
+    }
+    chan_attach_seed("chan-receiver", CA_CHANNEL | CA_COMPACT, 0, img, n);
+    chan_attach_seed("chan-receiver-twice", CA_CHANNEL | CA_COMPACT | CA_TWICE, 1, img, n);
+    chan_attach_seed("chan-sender-0", CA_CHANNEL | CA_COMPACT | CA_SENDER, 0, img, n);
+    chan_attach_seed("chan-sender-1-closed", CA_CHANNEL | CA_COMPACT | CA_SENDER, 1, img, n);
+    chan_attach_seed("chan-sender-past-last", CA_CHANNEL | CA_COMPACT | CA_SENDER, 2, img, n);
+    chan_attach_seed("chan-holder", CA_CHANNEL | CA_COMPACT | CA_HOLDER, 0, img, n);
+    chan_attach_seed("chan-bad-role", CA_CHANNEL | CA_COMPACT | CA_BAD_ROLE, 1, img, n);
+    chan_attach_seed("chan-receiver-lane-1", CA_CHANNEL | CA_COMPACT, 0x80, img, n);
+    chan_attach_seed("chan-unsealed", CA_CHANNEL | CA_COMPACT | CA_UNSEALED, 0, img, n);
+    chan_attach_seed("chan-write-seal", CA_CHANNEL | CA_COMPACT | CA_WRITE_SEAL, 0, img, n);
+    chan_attach_seed("chan-short", CA_CHANNEL | CA_COMPACT | CA_SHORT, 0, img, n);
+    chan_attach_seed("chan-derived", CA_CHANNEL | CA_COMPACT, 0, (const uint8_t[24]){0}, 24);
+    {
+        static uint8_t v[8192];
+        memcpy(v, img, n);
+        cv_channel_header hh;
+        memcpy(&hh, v, sizeof hh);
+        hh.recv_sleeping = 1;  /* a sender takeover rings recv_doorbell */
+        memcpy(v, &hh, sizeof hh);
+        cv_channel_lane lane;
+        memcpy(&lane, v + hb, sizeof lane);
+        lane.send_sleeping = 1;  /* a receiver takeover rings take_doorbell */
+        memcpy(v + hb, &lane, sizeof lane);
+        chan_attach_seed("chan-sleepers-sender", CA_CHANNEL | CA_COMPACT | CA_SENDER, 0, v, n);
+        chan_attach_seed("chan-sleepers-receiver", CA_CHANNEL | CA_COMPACT, 0, v, n);
+        lane.send_head = lane.take_tail + 5;  /* past the capacity: CORRUPT */
+        memcpy(v + hb, &lane, sizeof lane);
+        chan_attach_seed("chan-head-past-tail", CA_CHANNEL | CA_COMPACT, 0, v, n);
+        lane.send_head = lane.take_tail + 1;
+        lane.send_owner = CV_OWNER_LEFT;  /* gone: PEER_DEAD once drained */
+        memcpy(v + hb, &lane, sizeof lane);
+        memcpy(&lane, v + hb + sizeof lane, sizeof lane);
+        lane.send_closed = 0;
+        memcpy(v + hb + sizeof lane, &lane, sizeof lane);
+        chan_attach_seed("chan-left-sender", CA_CHANNEL | CA_COMPACT, 0, v, n);
+        hh.layout_version = 9;
+        memcpy(v, &hh, sizeof hh);
+        chan_attach_seed("chan-other-version", CA_CHANNEL | CA_COMPACT, 0, v, n);
+    }
+}
+
+/* ---- fuzz_chan_peer ---------------------------------------------------------------- */
+
+/* fuzz_chan_peer.c's op numbers; an op byte is op | a << 4. */
+enum { CP_SEND, CP_CLOSE, CP_RECV, CP_RECV_ANY, CP_LANE_WRITE, CP_HDR_WRITE, CP_WORD_WRITE,
+       CP_REATTACH, CP_CLAIM, CP_STATS, CP_POOL_DESCRIBE, CP_POOL_WRITE, CP_POOL_FRAME,
+       CP_DRAIN, CP_SPIN, CP_BURST };
+#define A(x) ((x) << 4)
+/* lane_fields / hdr_fields indices */
+enum { CL_HEAD = 0, CL_CLOSED = 1, CL_OWNER = 2, CL_TAIL = 5, CL_SLEEPING = 9 };
+enum { CH_VERSION = 1, CH_LANES = 3, CH_RECV_OWNER = 11, CH_RECV_SLEEPING = 12 };
+
+static void chan_peer_corpus(void) {
+    prog p = {.n = 0};
+    /* 4 lanes of 4 words: fill, round-robin drain, close all, end of stream */
+    put(&p, 1, 3 | 3 << 2);
+    for (int l = 0; l < 4; l++) put(&p, 1, CP_BURST | A(l));
+    put(&p, 2, CP_DRAIN, CP_DRAIN);
+    for (int l = 0; l < 4; l++) put(&p, 2, CP_SEND | A(l), CP_CLOSE | A(l));
+    put(&p, 4, CP_RECV_ANY, CP_DRAIN, CP_RECV_ANY, CP_STATS);
+    put(&p, 1, 1);
+    emit("fuzz_chan_peer", "fill-drain-close", p.b, p.n);
+
+    p.n = 0;  /* 2 lanes of 2: receive(lane), a bad lane, reattach each end mid-stream */
+    put(&p, 1, 1 | 1 << 2);
+    put(&p, 6, CP_SEND, CP_SEND | A(1), CP_SEND, CP_RECV | A(1), CP_RECV | A(2), CP_RECV);
+    put(&p, 6, CP_REATTACH | A(0), CP_SEND, CP_REATTACH | A(2), CP_RECV_ANY, CP_RECV_ANY, CP_RECV_ANY);
+    put(&p, 3, CP_REATTACH | A(8), CP_REATTACH | A(10), CP_CLAIM | A(2));
+    put(&p, 4, CP_CLOSE, CP_CLOSE | A(1), CP_DRAIN, CP_RECV);
+    emit("fuzz_chan_peer", "lanes-and-reattach", p.b, p.n);
+
+    p.n = 0;  /* hostile: head past capacity, tail back, a word, a left owner, geometry */
+    put(&p, 1, 2 | 1 << 2);
+    put(&p, 3, CP_SEND, CP_SEND | A(1), CP_SEND | A(2));
+    put(&p, 4, CP_LANE_WRITE | A(1), CL_HEAD, 6, 0);
+    put(&p, 2, CP_RECV | A(1), CP_RECV_ANY);
+    put(&p, 4, CP_LANE_WRITE | A(2), CL_TAIL, 3, 2);
+    put(&p, 2, CP_SEND | A(2), CP_DRAIN);
+    put(&p, 4, CP_WORD_WRITE, 0, 0, 0x55);
+    put(&p, 4, CP_LANE_WRITE, CL_OWNER, 5, 1);
+    put(&p, 2, CP_DRAIN, CP_RECV);
+    put(&p, 4, CP_HDR_WRITE, CH_RECV_OWNER, 5, 1);
+    put(&p, 2, CP_BURST | A(2), CP_CLAIM | A(3));
+    put(&p, 4, CP_HDR_WRITE, CH_LANES, 0, 9);
+    put(&p, 3, CP_REATTACH | A(3), CP_REATTACH | A(1), CP_DRAIN);
+    put(&p, 4, CP_LANE_WRITE, CL_SLEEPING, 0, 1);
+    put(&p, 4, CP_HDR_WRITE, CH_RECV_SLEEPING, 0, 1);
+    put(&p, 3, CP_SEND, CP_RECV_ANY, CP_STATS);
+    put(&p, 1, 0);
+    emit("fuzz_chan_peer", "hostile-lanes", p.b, p.n);
+
+    p.n = 0;  /* pool: describe, frame, hostile descriptor words, past the last slot */
+    put(&p, 1, 0);
+    put(&p, 6, CP_POOL_DESCRIBE, 1, CONVEYOR_DTYPE_F32 | 2 << 2, 5, 2, 4);
+    put(&p, 1, CP_POOL_FRAME | A(1));
+    put(&p, 4, CP_POOL_WRITE | A(1), 5, 1, 0);
+    put(&p, 1, CP_POOL_FRAME | A(1));
+    put(&p, 4, CP_POOL_WRITE | A(1), 1, 7, 1);
+    put(&p, 2, CP_POOL_FRAME | A(1), CP_POOL_FRAME | A(4));
+    put(&p, 5, CP_POOL_DESCRIBE, 4, CONVEYOR_DTYPE_BYTES | 1 << 2, 3, 8);
+    put(&p, 3, CP_POOL_DESCRIBE, 0, 3);
+    put(&p, 2, CP_POOL_FRAME, CP_STATS);
+    put(&p, 1, 9);
+    emit("fuzz_chan_peer", "pool-descriptors", p.b, p.n);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -352,8 +557,8 @@ int main(int argc, char **argv) {
     }
     g_dir = argv[1];
     char path[4096];
-    const char *subs[] = {"", "/fuzz_attach", "/fuzz_peer"};
-    for (int i = 0; i < 3; i++) {
+    const char *subs[] = {"", "/fuzz_attach", "/fuzz_peer", "/fuzz_chan_attach", "/fuzz_chan_peer"};
+    for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s%s", g_dir, subs[i]);
         if (mkdir(path, 0755) != 0 && errno != EEXIST) {
             perror(path);
@@ -362,5 +567,7 @@ int main(int argc, char **argv) {
     }
     attach_corpus();
     peer_corpus();
+    chan_attach_corpus();
+    chan_peer_corpus();
     return 0;
 }

@@ -784,9 +784,10 @@ typedef struct conveyor_pool_config {
  * MEMFD/NAMED a memfd_create/shm_open and ftruncate; MEMFD is sealed at its size); slot
  * memory is committed lazily as it is first written.
  * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, reserved fields not 0, bad
- * name), CONVEYOR_E_OVERFLOW (slot_count * rounded slot_bytes too large), CONVEYOR_E_EXISTS
- * (NAMED, the name is taken), CONVEYOR_E_SYSTEM (errno kept), CONVEYOR_E_NO_MEMORY,
- * CONVEYOR_E_NULL_POINTER.
+ * name), CONVEYOR_E_EXISTS (NAMED, the name is taken), CONVEYOR_E_SYSTEM (errno kept:
+ * ENOMEM when the mapping is larger than the address space or memory limits allow),
+ * CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER, CONVEYOR_E_OVERFLOW (the size does not
+ * fit this platform's arithmetic: never on 64-bit, where the largest pool is 2^56 bytes).
  */
 CONVEYOR_API int conveyor_pool_create(const conveyor_pool_config *config, conveyor_pool **pool);
 

@@ -9,8 +9,9 @@ import Glibc
 
 /// `conveyor-bench ring`: hand-off latency and throughput of the ring across threads and
 /// processes, spinning and blocking, beside a copying pipe, the copying push, this
-/// machine's floors (a bare shared atomic word, a bare futex), and the same ring driven
-/// from Python through the `conveyor` package (ring-python: processes, 64 B and 8 MiB).
+/// machine's floors (a bare shared atomic word, a bare futex), the same ring driven
+/// from Python through the `conveyor` package (ring-python: processes, 64 B and 8 MiB),
+/// and the pipeline's transport pieces: index channels and wait-any (``ChannelBench``).
 struct RingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ring",
@@ -27,6 +28,8 @@ struct RingCommand: ParsableCommand {
     @Option(help: "The ring-python rows' script.") var pythonRingScript = "Benchmarks/python/ring_python.py"
     @Flag(help: "Run the two sides of every ping-pong and stream on two different CPUs (the first two this process may use), C and Python rows alike (default: wherever the kernel puts them).")
     var pin = false
+    @Flag(help: "Measure only the channel and wait-any rows (64-bit words through index channels).")
+    var channelsOnly = false
 
     func run() throws {
         let sizes = payloads.split(separator: ",").compactMap { Int($0) }
@@ -55,9 +58,12 @@ struct RingCommand: ParsableCommand {
             pythonNote = "no ring-python rows: \(why)"
         }
         var rows: [RingRow] = []
+        let channels = ChannelBench(roundTrips: roundTrips, concurrently: { concurrently($0, other: $1, main: $2) })
         for scope in scopeList {
             rows.append(floor(scope: scope, futex: false))
             rows.append(floor(scope: scope, futex: true))
+            rows += channels.rows(scope: scope)
+            if channelsOnly { continue }
             for payload in sizes {
                 for (mode, spin) in [("spin", UInt32.max), ("block", UInt32(0)),
                                      ("block", UInt32(RingConfiguration.defaultSpin))] {
@@ -74,7 +80,7 @@ struct RingCommand: ParsableCommand {
                 }
             }
         }
-        rows.append(idleConsumer())
+        if !channelsOnly { rows.append(idleConsumer()) }
         printRingTable(rows)
         if let pythonNote { print("\n" + pythonNote) }
         let targets = PythonRing.targetLines(rows)

@@ -1,7 +1,8 @@
 /// One line of the `ring` table and one object of its JSON array (decoded, too, from the
 /// objects Benchmarks/python/ring_python.py prints for the ring-python rows).
 struct RingRow: Codable {
-    /// ring | ring-push | ring-python | pipe | floor-atomic | floor-futex | ring-idle
+    /// ring | ring-push | ring-python | pipe | floor-atomic | floor-futex | ring-idle |
+    /// channel | wait-any
     var transport: String
     /// threads | processes
     var scope: String
@@ -22,12 +23,14 @@ struct RingRow: Codable {
     var futexWakes: Int
     /// For ring-idle: CPU used by a consumer blocked for 1 s, in percent of a core.
     var idleCpuPercent: Double?
+    /// For channel and wait-any: the channel's lanes (the wait-any receiver looks at all).
+    var lanes: Int?
 
     enum CodingKeys: String, CodingKey {
         case transport, scope, mode, frames
         case spinBudget = "spin_budget", payloadBytes = "payload_bytes", p50Us = "p50_us", p99Us = "p99_us"
         case roundTrips = "round_trips", framesPerS = "frames_per_s", futexWaits = "futex_waits"
-        case futexWakes = "futex_wakes", idleCpuPercent = "idle_cpu_percent"
+        case futexWakes = "futex_wakes", idleCpuPercent = "idle_cpu_percent", lanes
     }
 }
 
@@ -35,7 +38,7 @@ func printRingTable(_ rows: [RingRow]) {
     let header = ["transport", "scope", "mode", "spin", "payload", "p50 us", "p99 us", "frames/s", "futex/frame"]
     let cells = rows.map { r -> [String] in
         let syscalls = r.frames > 0 ? Double(r.futexWaits + r.futexWakes) / Double(r.frames) : 0
-        return [r.transport, r.scope, r.mode, r.spinBudget == Int(UInt32.max) ? "inf" : "\(r.spinBudget)",
+        return [r.lanes.map { r.transport + " \($0)" } ?? r.transport, r.scope, r.mode, r.spinBudget == Int(UInt32.max) ? "inf" : "\(r.spinBudget)",
                 byteText(r.payloadBytes), format(r.p50Us, 2), format(r.p99Us, 2),
                 r.frames > 0 ? format(r.framesPerS, 0) : "-",
                 r.frames > 0 ? format(syscalls, 4) : (r.idleCpuPercent.map { "cpu " + format($0, 3) + "%" } ?? "-")]

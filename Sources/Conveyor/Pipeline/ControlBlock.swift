@@ -1,9 +1,5 @@
 import Atomics
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The pipeline's shared control block: an abort flag, the first failure, and per-worker
 /// counters, in one anonymous shared mapping made before any fork so that stage processes
 /// and the parent see the same words.
@@ -23,12 +19,14 @@ final class ControlBlock: @unchecked Sendable {
     init(workers: Int) throws(PipelineError) {
         self.workers = workers
         bytes = (Self.headerWords + 8 * workers) * 8 + Self.messageBytes
-        guard let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
-              memory != MAP_FAILED else { throw .setupFailed("mmap of the control block failed") }
-        base = memory
+        do throws(SystemCallError) {
+            base = try Posix.mapShared(bytes: bytes)
+        } catch {
+            throw .setupFailed("the control block: \(error)")
+        }
     }
 
-    deinit { munmap(base, bytes) }
+    deinit { Posix.unmap(base, bytes: bytes) }
 
     private func word(_ index: Int) -> UnsafeAtomic<UInt64> {
         UnsafeAtomic(at: base.assumingMemoryBound(to: UInt64.AtomicRepresentation.self) + index)
@@ -84,33 +82,4 @@ final class ControlBlock: @unchecked Sendable {
         (counter(worker, 0).load(ordering: .relaxed), counter(worker, 1).load(ordering: .relaxed),
          counter(worker, 2).load(ordering: .relaxed), counter(worker, 3).load(ordering: .relaxed))
     }
-}
-
-/// Set once from a cancellation handler, read by the sink loop.
-final class CancellationFlag: @unchecked Sendable {
-    private let flag = UnsafeAtomic<Bool>.create(false)
-    deinit { flag.destroy() }
-    func set() { flag.store(true, ordering: .releasing) }
-    var isSet: Bool { flag.load(ordering: .acquiring) }
-}
-
-private final class ThreadStart {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts `body` on a new detached OS thread; returns the thread to join.
-@discardableResult
-func startThread(_ body: @escaping () -> Void) -> pthread_t? {
-    var thread = pthread_t()
-    let context = Unmanaged.passRetained(ThreadStart(body)).toOpaque()
-    let status = pthread_create(&thread, nil, { context in
-        Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue().body()
-        return nil
-    }, context)
-    if status != 0 {
-        Unmanaged<ThreadStart>.fromOpaque(context).release()
-        return nil
-    }
-    return thread
 }

@@ -1,23 +1,21 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Synchronization
 
 /// Where a pipeline's stages run.
 public enum ExecutionMode: String, Sendable, CaseIterable {
     /// Every stage worker is a thread of this process.
     case threads
-    /// Every stage worker is its own process, forked from this one; all rings live in
-    /// shared memory. Stages must follow the rules in ``Pipeline``.
+    /// Every stage worker is its own process, forked from this one; all slots and
+    /// channels live in shared memory. Stages must follow the rules in ``Pipeline``.
     case processes
 }
 
-/// A producer-consumer pipeline of matrices: a source, stages, and a sink, joined by rings.
+/// A producer-consumer pipeline of matrices: a source, stages, and a sink, joined by channels.
 ///
 /// Each item is generated straight into a shared-memory slot by the source. Kernel stages
 /// transform it in that slot and hand the slot on; a closure stage reads it in place and
 /// writes its output straight into a slot of its own; the sink reduces items in order, in
 /// place, and hands the slot back for reuse. No matrix is copied, serialized or allocated
-/// per item: rings carry only item and slot numbers. Because only a few slots cycle, the
+/// per item: channels carry only item and slot numbers. Because only a few slots cycle, the
 /// working set stays in the last-level cache.
 ///
 /// Every stage declares the shape and element type it writes (a closure stage may change
@@ -44,8 +42,8 @@ public enum ExecutionMode: String, Sendable, CaseIterable {
 /// its own copy), start threads, or use Dispatch or Swift concurrency (a forked child
 /// inherits no running threads, and locks held by them at fork time would never be
 /// released). Side effects a stage makes stay in its process; results travel only through
-/// the rings. A stage that throws, crashes or exits is reported by name, with the item; one
-/// that deadlocks (the usual way these rules break) is killed once it has spent
+/// the slots and channels. A stage that throws, crashes or exits is reported by name, with
+/// the item; one that deadlocks (the usual way these rules break) is killed once it has spent
 /// `stallTimeout` on one item, and reported as ``PipelineError/stageStalled(stage:item:seconds:)``.
 public struct Pipeline<Element: MatrixElement>: Sendable {
     let items: Int
@@ -73,7 +71,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
 
     /// Adds a kernel stage: `program` runs in the C kernels on the item in its slot, which
     /// is then handed on. Adjacent kernel stages are fused by default (see
-    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:into:_:)``). An operand matrix in `program`
+    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:progress:into:_:)``). An operand matrix in `program`
     /// must have the items' shape, and a program has at most 16 steps; `run` reports a
     /// violation as ``PipelineError/invalidDefinition(_:)``.
     public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1) -> Pipeline {
@@ -134,48 +132,58 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///     longer (a deadlock, an endless loop) stops the run with
     ///     ``PipelineError/stageStalled(stage:item:seconds:)`` instead of hanging it; nil
     ///     waits forever. Waiting for input or for a slot never counts.
+    ///   - progress: whether a progress line goes to stderr; by default only when stderr is
+    ///     a terminal (see ``ProgressDisplay``).
     /// - Throws: ``PipelineError`` naming the stage and item when anything fails; nothing
     ///   (process, thread, shared memory) is left behind.
     public func run<Result>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
                             ordered: Bool = true, monitor: PipelineMonitor? = nil,
-                            stallTimeout: Duration? = .seconds(60), into initial: Result,
+                            stallTimeout: Duration? = .seconds(60), progress: ProgressDisplay = .automatic,
+                            into initial: Result,
                             _ reduce: (inout Result, Matrix<Element>) throws -> Void) throws(PipelineError)
         -> PipelineRun<Result>
     {
         var result = initial
-        let stats = try PipelineRunner(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
-                                   stallTimeout: stallTimeout)
+        let plan = try RunPlan(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
+                               stallTimeout: stallTimeout, progress: progress)
+        let stats = try Supervisor<Element>(plan: plan)
             .run(cancelled: { false }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
         return PipelineRun(result: result, stats: stats)
     }
 
-    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:into:_:)`` from async code: the run happens on its own
-    /// threads, and cancelling the task stops every stage within a few milliseconds and
-    /// throws ``PipelineError/cancelled``.
+    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:progress:into:_:)`` from async
+    /// code. The run happens on a thread of its own (`BlockingThreads`; its stages have
+    /// theirs), never on one of Swift's cooperative threads: the awaiting task is suspended, not blocked, and resumes
+    /// when the run ends. Cancelling the task stops every stage within a wait slice (10 ms)
+    /// and throws ``PipelineError/cancelled``.
     public func run<Result: Sendable>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
                                       ordered: Bool = true, monitor: PipelineMonitor? = nil,
-                                      stallTimeout: Duration? = .seconds(60), into initial: Result,
+                                      stallTimeout: Duration? = .seconds(60), progress: ProgressDisplay = .automatic,
+                                      into initial: Result,
                                       _ reduce: @escaping @Sendable (inout Result, Matrix<Element>) throws -> Void)
         async throws(PipelineError) -> PipelineRun<Result>
     {
+        let plan = try RunPlan(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
+                               stallTimeout: stallTimeout, progress: progress)
         let flag = CancellationFlag()
         let outcome: Swift.Result<PipelineRun<Result>, PipelineError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let pipeline = self
-                // Detached: nobody joins it; the continuation carries its result back.
-                let thread = startThread {
+                // The run blocks for as long as it lasts: on a dedicated thread of
+                // BlockingThreads (as the async ring waits do), never on the pool's.
+                let status = BlockingThreads.run {
                     var result = initial
                     do throws(PipelineError) {
-                        let stats = try PipelineRunner(pipeline: pipeline, mode: mode, buffer: buffer, fusion: fusion,
-                                                       ordered: ordered, stallTimeout: stallTimeout)
-                            .run(cancelled: { flag.isSet }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
+                        let stats = try Supervisor<Element>(plan: plan).run(cancelled: { flag.isSet }, monitor: monitor) {
+                            (matrix: Matrix<Element>) in try reduce(&result, matrix)
+                        }
                         continuation.resume(returning: .success(PipelineRun(result: result, stats: stats)))
                     } catch {
                         continuation.resume(returning: .failure(error))
                     }
                 }
-                if let thread { pthread_detach(thread) } else {
-                    continuation.resume(returning: .failure(.setupFailed("could not start the pipeline's thread")))
+                if status != 0 {
+                    let error = SystemCallError(call: "pthread_create", errno: status)
+                    continuation.resume(returning: .failure(.setupFailed("could not start the pipeline's thread: \(error)")))
                 }
             }
         } onCancel: {
@@ -183,6 +191,13 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
         }
         return try outcome.get()
     }
+}
+
+/// Set once from a task's cancellation handler, read by the sink of the run it cancels.
+final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
 }
 
 /// The outcome of a run: the sink's result and the per-stage statistics.

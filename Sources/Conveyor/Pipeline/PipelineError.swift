@@ -19,7 +19,7 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
     case cancelled
     /// The definition cannot run: the message names what is wrong.
     case invalidDefinition(String)
-    /// Setting up rings, threads or processes failed.
+    /// Setting up the shared slots and channels, threads or processes failed.
     case setupFailed(String)
 
     /// A sentence naming the stage and the item.

@@ -25,7 +25,7 @@ public struct PipelineStats: Sendable, CustomStringConvertible {
     public var stages: [StageStats]
     /// Wall time of the run in seconds.
     public var seconds: Double
-    /// Shared memory held by the slots and rings, fixed when the run started.
+    /// Shared memory held by the slots and channels, fixed when the run started.
     public var sharedMemoryBytes: Int
     /// Execution mode of the run.
     public var mode: ExecutionMode

@@ -1,7 +1,7 @@
 /// Who owns the slot an item sits in at every node, and who hands each slot back.
 ///
 /// The source and closure stages write new items, each into a slot of its own
-/// ``SlotPool``; kernel stages transform the item in the slot they received and hand that
+/// pool (``NodeSlots``); kernel stages transform the item in the slot they received and hand that
 /// same slot on; the next closure stage or the sink reads it and returns it to its owner.
 /// So an item's data is written once per producing node and read in place everywhere.
 struct SlotPlan: Sendable {

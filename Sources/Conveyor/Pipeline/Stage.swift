@@ -114,7 +114,7 @@ struct KernelProgram: Sendable {
         }
         append = { next in
             guard let more = next.typedOps as? [ElementwiseOp<Element>],
-                  ops.count + more.count <= ElementwiseOp<Element>.maxProgramLength else { return nil }
+                  (try? ElementwiseOp<Element>.checkLength(ops.count + more.count)) != nil else { return nil }
             return KernelProgram(ops + more)
         }
     }
@@ -130,7 +130,7 @@ private struct UncheckedSteps: @unchecked Sendable {
 }
 
 /// Fuses runs of adjacent kernel stages with the same replica count into one stage whose
-/// program is their concatenation (named "h+g+f"): each item then crosses no ring between
+/// program is their concatenation (named "h+g+f"): each item then crosses no channel between
 /// them and memory sees one pass. Results are identical (the fused program applies the
 /// same IEEE operations in the same order).
 func fuse(_ stages: [Stage]) -> [Stage] {

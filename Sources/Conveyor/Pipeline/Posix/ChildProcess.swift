@@ -52,11 +52,9 @@ public enum ChildProcess {
     }
 }
 
-/// The pipeline's process system calls, in one thin layer: fork, kill, reap (with the
-/// removal of the child's OpenMP registration, see ``ChildProcess``). Each wrapper reads
-/// `errno` right after its call and returns it in a ``SystemCallError``, before any other
-/// code can overwrite it.
-enum Posix {
+/// Reaping, on the wrappers of System.swift: how a child ended, and the removal of its
+/// OpenMP registration (see ``ChildProcess``) while its pid is still reserved.
+extension Posix {
     /// How a reaped child ended.
     enum Ending: Equatable {
         /// It called `exit`/`_exit` with this status.
@@ -76,50 +74,26 @@ enum Posix {
         }
     }
 
-    /// Forks, after flushing stdio (so a child's `_exit` does not drop, nor its exit
-    /// repeat, buffered output). Returns 0 in the child, the child's pid in the parent.
-    static func fork() -> Result<pid_t, SystemCallError> {
-        fflush(nil)
-        let pid = Glibc.fork()
-        if pid < 0 { return .failure(SystemCallError(call: "fork", errno: errno)) }
-        return .success(pid)
-    }
-
-    /// Sends `signal` to `pid`. A process that has already ended (`ESRCH`) is not an
-    /// error: it is reaped all the same.
-    @discardableResult
-    static func kill(_ pid: pid_t, _ signal: Int32) -> SystemCallError? {
-        if Glibc.kill(pid, signal) == 0 { return nil }
-        let error = errno
-        return error == ESRCH ? nil : SystemCallError(call: "kill", errno: error)
-    }
-
     /// Reaps child `pid` if it has ended (with `blocking`, waits until it does): first
     /// waits without reaping, removes the child's OpenMP registration while its pid is
     /// still reserved by the zombie, then reaps it. Returns nil while the child runs.
+    /// - Throws: ``SystemCallError`` if the kernel refuses the wait itself (EINVAL); a child
+    ///   reaped elsewhere is `.unknown`, not an error.
     static func reap(_ pid: pid_t, blocking: Bool) throws(SystemCallError) -> Ending? {
-        var info = siginfo_t()
-        while true {
-            info = siginfo_t()  // si_pid stays 0 if no child has ended (WNOHANG)
-            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | (blocking ? 0 : WNOHANG)) == 0 { break }
-            let error = errno
-            if error == EINTR { continue }
-            if error == ECHILD {
-                // Reaped elsewhere: its pid is free again, but a new process taking it and
-                // registering in this instant is far less likely than the file leaking.
-                removeOpenMPRegistration(of: pid)
-                return .unknown
-            }
-            throw SystemCallError(call: "waitid", errno: error)
+        do throws(SystemCallError) {
+            guard try waitWithoutReaping(pid, blocking: blocking) else { return nil }  // still running
+        } catch where error.errno == ECHILD {
+            // Reaped elsewhere: its pid is free again, but a new process taking it and
+            // registering in this instant is far less likely than the file leaking.
+            removeOpenMPRegistration(of: pid)
+            return .unknown
         }
-        if info._sifields._sigchld.si_pid == 0 { return nil }  // still running
         removeOpenMPRegistration(of: pid)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            let error = errno
-            if error == EINTR { continue }
-            if error == ECHILD { return .unknown }
-            throw SystemCallError(call: "waitpid", errno: error)
+        let status: Int32
+        do throws(SystemCallError) {
+            status = try waitpid(pid)
+        } catch where error.errno == ECHILD {
+            return .unknown
         }
         let signal = status & 0x7f
         return signal != 0 ? .signalled(signal) : .exited((status >> 8) & 0xff)
@@ -137,8 +111,11 @@ enum Posix {
     /// succeeded (and the tests, which compare `/dev/shm` before and after, report it).
     @discardableResult
     static func removeOpenMPRegistration(of pid: pid_t) -> SystemCallError? {
-        if shm_unlink(openMPRegistrationName(of: pid)) == 0 { return nil }
-        let error = errno
-        return error == ENOENT ? nil : SystemCallError(call: "shm_unlink", errno: error)
+        do throws(SystemCallError) {
+            try removeSharedMemory(openMPRegistrationName(of: pid))
+            return nil
+        } catch {
+            return error.errno == ENOENT ? nil : error
+        }
     }
 }

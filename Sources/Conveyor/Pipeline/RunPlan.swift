@@ -1,0 +1,107 @@
+internal import CKernels
+
+/// One node of a run: a ``Stage`` of the definition (after fusion), or the sink that ends
+/// every run. Everything a node is comes from its stage; the sink has none.
+struct PlannedStage: Sendable {
+    /// The stage this node runs; nil for the sink, which reduces the last stage's items.
+    let stage: Stage?
+
+    /// The name used in stats and errors.
+    var name: String { stage?.name ?? "sink" }
+    /// Workers running this node.
+    var replicas: Int { stage?.replicas ?? 1 }
+    /// The shape this node writes; the sink writes nothing (asking is a bug).
+    var outputShape: Shape { stage!.outputShape }
+
+    /// Writes new items into slots of its own pool (the source, closure stages).
+    var producesSlots: Bool {
+        switch stage?.work {
+        case .source?, .closure?: return true
+        case .kernel?, nil: return false
+        }
+    }
+
+    /// Reads its input slot and hands it back to its owner (closure stages, the sink).
+    var readsSlots: Bool {
+        switch stage?.work {
+        case .closure?, nil: return true
+        case .source?, .kernel?: return false
+        }
+    }
+}
+
+/// Everything a run is decided by, checked before any memory is mapped: its nodes (source
+/// first, sink last), who owns and returns each slot, and the run's options.
+struct RunPlan: Sendable {
+    let nodes: [PlannedStage]
+    let slots: SlotPlan
+    let items: Int
+    let mode: ExecutionMode
+    /// Slots each replica of a producing node owns.
+    let buffer: Int
+    let ordered: Bool
+    /// Nanoseconds a worker may compute on one item before the run stops it; nil: no limit.
+    let stallTimeout: UInt64?
+    let progress: ProgressDisplay
+    /// Every worker but the sink, node by node: its index here is its index in the
+    /// ``ControlBlock``; the sink's is `workers.count`.
+    let workers: [(node: Int, replica: Int)]
+
+    /// The sink's node index (the last node).
+    var sink: Int { nodes.count - 1 }
+    /// The sink's worker index in the control block.
+    var sinkWorker: Int { workers.count }
+
+    /// Item numbers travel in 40 bits of a channel word (see ``SlotWord``).
+    static var maxItems: Int { SlotWord.maxItem + 1 }
+
+    /// - Throws: ``PipelineError/invalidDefinition(_:)`` naming what cannot run.
+    init<Element>(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool, ordered: Bool,
+                  stallTimeout: Duration?, progress: ProgressDisplay) throws(PipelineError) {
+        let stages = [pipeline.source] + (fusion ? fuse(pipeline.stages) : pipeline.stages)
+        nodes = stages.map { PlannedStage(stage: $0) } + [PlannedStage(stage: nil)]
+        guard pipeline.items >= 0, pipeline.items < Self.maxItems else {
+            throw .invalidDefinition("items must be in 0..<\(Self.maxItems), got \(pipeline.items)")
+        }
+        for stage in stages {
+            guard stage.replicas >= 1, stage.replicas <= Int(CONVEYOR_CHANNEL_MAX_LANES) else {
+                throw .invalidDefinition("stage '\(stage.name)' has \(stage.replicas) replicas; use 1...\(CONVEYOR_CHANNEL_MAX_LANES)")
+            }
+            guard stage.outputShape.rows >= 1, stage.outputShape.cols >= 1 else {
+                throw .invalidDefinition("stage '\(stage.name)' outputs \(stage.outputShape)")
+            }
+            if case let .kernel(program) = stage.work, let problem = program.problem(stage.outputShape) {
+                throw .invalidDefinition("stage '\(stage.name)': \(problem)")
+            }
+        }
+        // A lane holds every item its edge can have in flight (buffer per replica of the
+        // slots' owner), and a pool buffer slots per replica: both within the C limits.
+        let maxReplicas = stages.map(\.replicas).max()!
+        let limit = min(Int(CONVEYOR_CHANNEL_MAX_CAPACITY), Int(CONVEYOR_POOL_MAX_SLOTS))
+        guard buffer >= 1, buffer * maxReplicas <= limit else {
+            throw .invalidDefinition("buffer must be in 1...\(limit / maxReplicas), got \(buffer)")
+        }
+        if let stallTimeout {
+            guard stallTimeout > .zero else { throw .invalidDefinition("stallTimeout must be positive, got \(stallTimeout)") }
+            self.stallTimeout = UInt64(stallTimeout.saturatingNanoseconds)
+        } else {
+            self.stallTimeout = nil
+        }
+        slots = SlotPlan(producesSlots: nodes.map(\.producesSlots))
+        items = pipeline.items
+        self.mode = mode
+        self.buffer = buffer
+        self.ordered = ordered
+        self.progress = progress
+        var workers: [(node: Int, replica: Int)] = []
+        for n in 0..<(nodes.count - 1) { for k in 0..<nodes[n].replicas { workers.append((n, k)) } }
+        self.workers = workers
+    }
+
+    /// The node whose pool holds node `n`'s input slots (node `n - 1`'s output); n ≥ 1.
+    func inputOwner(_ n: Int) -> Int { slots.owner[n - 1] }
+
+    /// Whether the slots node `n` owns come back in item order: always, unless the sink
+    /// reads them and the merge is order-free.
+    func returnsInOrder(_ n: Int) -> Bool { ordered || slots.reader[n] != sink }
+}

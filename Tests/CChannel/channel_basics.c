@@ -13,17 +13,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 
-static conveyor_channel *open_end(conveyor_channel *holder, int role, uint32_t lane) {
-    conveyor_channel *end = NULL;
-    int s = conveyor_channel_open(holder, role, lane, &end);
-    if (s != CONVEYOR_OK) {
-        fprintf(stderr, "open(role %d, lane %u): %s\n", role, lane, conveyor_status_name(s));
-        failures++;
-        return NULL;
-    }
-    return end;
-}
-
 /* ---- handles --------------------------------------------------------------------- */
 
 static void test_handles(int backing) {

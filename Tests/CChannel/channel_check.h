@@ -147,6 +147,29 @@ static inline conveyor_channel_config channel_config(uint32_t lanes, uint32_t ca
     return c;
 }
 
+/* A channel of `lanes` x `capacity` words: its holder (fails the test if it cannot). */
+static inline conveyor_channel *make_channel(uint32_t lanes, uint32_t capacity, uint32_t spin,
+                                             int backing) {
+    conveyor_channel_config c = channel_config(lanes, capacity, spin, backing);
+    conveyor_channel *holder = NULL;
+    CHECK_STATUS(conveyor_channel_create(&c, &holder), CONVEYOR_OK);
+    return holder;
+}
+
+/* Opens an end of `holder`; NULL (and a failure counted) if it cannot. In a forked child
+ * the failure is its exit status, 80 + the status, which the parent's CHECK_CHILD_OK shows. */
+static inline conveyor_channel *open_end(const conveyor_channel *holder, int role, uint32_t lane) {
+    conveyor_channel *end = NULL;
+    int s = conveyor_channel_open(holder, role, lane, &end);
+    if (s != CONVEYOR_OK) {
+        if (getpid() != test_main_pid) _exit(80 + s);
+        fprintf(stderr, "open(role %d, lane %u): %s\n", role, lane, conveyor_status_name(s));
+        failures++;
+        return NULL;
+    }
+    return end;
+}
+
 static inline conveyor_pool_config pool_config(uint32_t slots, uint64_t bytes, int backing) {
     conveyor_pool_config c = {.slot_count = slots, .slot_bytes = bytes, .backing = backing};
     return c;

@@ -75,7 +75,7 @@ static conveyor_channel *memfd_channel(uint32_t lanes, uint32_t capacity) {
     return holder;
 }
 
-static conveyor_channel *open_end(conveyor_channel *holder, int role, uint32_t lane) {
+static conveyor_channel *open_end_or_exit(conveyor_channel *holder, int role, uint32_t lane) {
     conveyor_channel *end = NULL;
     CHECK_STATUS(conveyor_channel_open(holder, role, lane, &end), CONVEYOR_OK);
     if (!end) exit(finish("channel_hostile"));
@@ -89,8 +89,8 @@ static conveyor_channel *open_end(conveyor_channel *holder, int role, uint32_t l
  * head back the receiver goes on where it was. The same for a tail as the sender sees it. */
 static void test_impossible_indices(void) {
     conveyor_channel *holder = memfd_channel(2, 4);
-    conveyor_channel *s = open_end(holder, CONVEYOR_CHANNEL_SENDER, 1);
-    conveyor_channel *r = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
+    conveyor_channel *s = open_end_or_exit(holder, CONVEYOR_CHANNEL_SENDER, 1);
+    conveyor_channel *r = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
     view v = map_fd(conveyor_channel_fd(holder));
     cv_channel_lane *lane = lane_of(v, 1);
     uint64_t word;
@@ -142,8 +142,8 @@ static void test_impossible_indices(void) {
 /* Hostile closed and owner words give documented statuses, not hangs. */
 static void test_hostile_closed_and_owner_words(void) {
     conveyor_channel *holder = memfd_channel(2, 4);
-    conveyor_channel *s = open_end(holder, CONVEYOR_CHANNEL_SENDER, 0);
-    conveyor_channel *r = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
+    conveyor_channel *s = open_end_or_exit(holder, CONVEYOR_CHANNEL_SENDER, 0);
+    conveyor_channel *r = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
     view v = map_fd(conveyor_channel_fd(holder));
     cv_channel_lane *lane = lane_of(v, 0);
     uint64_t word;
@@ -161,8 +161,8 @@ static void test_hostile_closed_and_owner_words(void) {
     /* The receiver's owner word names a process that does not exist: a sender on a full
      * lane gets PEER_DEAD, promptly. */
     conveyor_channel *holder2 = memfd_channel(1, 2);
-    conveyor_channel *s2 = open_end(holder2, CONVEYOR_CHANNEL_SENDER, 0);
-    conveyor_channel *r2 = open_end(holder2, CONVEYOR_CHANNEL_RECEIVER, 0);
+    conveyor_channel *s2 = open_end_or_exit(holder2, CONVEYOR_CHANNEL_SENDER, 0);
+    conveyor_channel *r2 = open_end_or_exit(holder2, CONVEYOR_CHANNEL_RECEIVER, 0);
     view v2 = map_fd(conveyor_channel_fd(holder2));
     CHECK_STATUS(conveyor_channel_send(s2, 1, 0), CONVEYOR_OK);
     CHECK_STATUS(conveyor_channel_send(s2, 2, 0), CONVEYOR_OK);
@@ -204,7 +204,7 @@ static void test_hostile_closed_and_owner_words(void) {
 static void test_attach_validates(void) {
     conveyor_channel *holder = memfd_channel(4, 8);
     int fd = conveyor_channel_fd(holder);
-    conveyor_channel *early = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
+    conveyor_channel *early = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
     view v = map_fd(fd);
     cv_channel_header *hdr = header_of(v);
     cv_channel_header good;
@@ -453,9 +453,9 @@ static void test_random_garbage(void) {
     double start = now_ms();
     for (int epoch = 0; epoch < 8; epoch++) {
         conveyor_channel *holder = memfd_channel(lanes, capacity);
-        conveyor_channel *r = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
+        conveyor_channel *r = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
         conveyor_channel *s[4];
-        for (uint32_t l = 0; l < lanes; l++) s[l] = open_end(holder, CONVEYOR_CHANNEL_SENDER, l);
+        for (uint32_t l = 0; l < lanes; l++) s[l] = open_end_or_exit(holder, CONVEYOR_CHANNEL_SENDER, l);
         view v = map_fd(conveyor_channel_fd(holder));
         uint64_t *words[256];
         int n = 0;

@@ -11,25 +11,6 @@
  */
 #include "channel_check.h"
 
-static conveyor_channel *make_channel(uint32_t lanes, uint32_t capacity, uint32_t spin, int backing) {
-    conveyor_channel_config c = channel_config(lanes, capacity, spin, backing);
-    conveyor_channel *holder = NULL;
-    CHECK_STATUS(conveyor_channel_create(&c, &holder), CONVEYOR_OK);
-    return holder;
-}
-
-static conveyor_channel *open_end(const conveyor_channel *holder, int role, uint32_t lane) {
-    conveyor_channel *end = NULL;
-    int s = conveyor_channel_open(holder, role, lane, &end);
-    if (s != CONVEYOR_OK) {
-        if (getpid() != test_main_pid) _exit(80 + s);
-        fprintf(stderr, "open(role %d, lane %u): %s\n", role, lane, conveyor_status_name(s));
-        failures++;
-        return NULL;
-    }
-    return end;
-}
-
 /* Sends words stream_word(0...count-1) and closes unless told not to; returns the
  * checksum (sum of the words), or UINT64_MAX on an error. */
 static uint64_t send_stream(conveyor_channel *s, uint64_t count, bool close_at_end) {

@@ -23,25 +23,6 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 
-static conveyor_channel *make_channel(uint32_t lanes, uint32_t capacity, uint32_t spin) {
-    conveyor_channel_config c = channel_config(lanes, capacity, spin, CONVEYOR_RING_ANONYMOUS);
-    conveyor_channel *holder = NULL;
-    CHECK_STATUS(conveyor_channel_create(&c, &holder), CONVEYOR_OK);
-    return holder;
-}
-
-static conveyor_channel *open_end(const conveyor_channel *holder, int role, uint32_t lane) {
-    conveyor_channel *end = NULL;
-    int s = conveyor_channel_open(holder, role, lane, &end);
-    if (s != CONVEYOR_OK) {
-        if (getpid() != test_main_pid) _exit(80 + s);
-        fprintf(stderr, "open(role %d, lane %u): %s\n", role, lane, conveyor_status_name(s));
-        failures++;
-        return NULL;
-    }
-    return end;
-}
-
 static int64_t mono_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -52,7 +33,7 @@ static int64_t mono_ns(void) {
 
 static void test_round_robin(uint32_t lanes) {
     const uint32_t capacity = 8;
-    conveyor_channel *holder = make_channel(lanes, capacity, 0);
+    conveyor_channel *holder = make_channel(lanes, capacity, 0, CONVEYOR_RING_ANONYMOUS);
     if (!holder) return;
     conveyor_channel *r = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
     conveyor_channel *s[16];
@@ -115,7 +96,7 @@ static void *receive_any_on_thread(void *arg) {
 
 static void test_woken_by_any_of_sixteen(void) {
     const uint32_t lanes = 16;
-    conveyor_channel *holder = make_channel(lanes, 4, 0);
+    conveyor_channel *holder = make_channel(lanes, 4, 0, CONVEYOR_RING_ANONYMOUS);
     if (!holder) return;
     conveyor_channel *r = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
     conveyor_channel *s[16];
@@ -337,7 +318,7 @@ static int compare_i64(const void *a, const void *b) {
 #define SLICE_RESCUE_NS 3000000  /* a word that waited this long after its send returned */
 
 static void stress_no_lost_wake_up(uint32_t lanes, uint32_t rounds, bool processes, uint64_t seed) {
-    conveyor_channel *holder = make_channel(lanes, 4, 0);
+    conveyor_channel *holder = make_channel(lanes, 4, 0, CONVEYOR_RING_ANONYMOUS);
     if (!holder) return;
     conveyor_channel *r = open_end(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
     if (!r) return;

@@ -433,7 +433,11 @@ CONVEYOR_API int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, 
  * one held: no slot is lost. A handle inherited across fork moves to the child on its
  * first use (or conveyor_ring_claim); the parent must then leave its copy alone, except to
  * destroy it, which then does not free the side. A handle used again after the side
- * changed hands resumes at the shared position too.
+ * changed hands resumes at the shared position too. That first use claims as
+ * conveyor_ring_claim does and fails as it does, so every producer and consumer call
+ * (loan, commit, abandon, push, close, receive, release) may also return CONVEYOR_E_BUSY
+ * (a live handle holds the side) or CONVEYOR_E_CORRUPT (impossible shared counters:
+ * nothing claimed) on the first use of a handle after a fork.
  *
  * If the other side's process dies (or destroys its handle) without closing, a call that
  * waits returns CONVEYOR_E_PEER_DEAD within about 10 ms (checked every
@@ -452,7 +456,9 @@ CONVEYOR_API int conveyor_f32_fill_uniform(float *out, size_t n, uint64_t seed, 
  * What remains: a NAMED ring cannot be sealed (POSIX shared memory has no seals), so a
  * process of the same user that truncates the object makes the others' next access to
  * it raise SIGBUS. Name rings only among processes you trust that far; give untrusted
- * peers a MEMFD ring.
+ * peers a MEMFD ring. The default spin an attach reads from the header (another process
+ * wrote it) is bounded: above 2^24 pauses (well under a second of spinning) it is taken as
+ * 2^24, for rings and channels alike; conveyor_ring_set_spin is not bounded.
  * A handle is used by one thread at a time; different handles are independent.
  * =================================================================================== */
 
@@ -488,7 +494,9 @@ enum conveyor_ring_role {
 /** Parameters of a new ring. Zero-initialize, then set the fields you need. */
 typedef struct conveyor_ring_config {
     uint32_t slot_count;  /**< Slots in flight, 1...CONVEYOR_RING_MAX_SLOTS. */
-    uint32_t spin;        /**< Spin iterations before sleeping; 0 = sleep at once. */
+    uint32_t spin;        /**< Spin iterations before sleeping; 0 = sleep at once. The
+                               creator's handles use it as given; a handle attached by fd
+                               or name takes at most 2^24 (see "Trust" above). */
     uint64_t slot_bytes;  /**< Capacity of each slot, 1...CONVEYOR_RING_MAX_SLOT_BYTES. */
     int32_t backing;      /**< A conveyor_ring_backing. */
     uint32_t reserved;    /**< Must be 0. */
@@ -785,7 +793,8 @@ typedef struct conveyor_pool_config {
  * memory is committed lazily as it is first written.
  * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, reserved fields not 0, bad
  * name), CONVEYOR_E_EXISTS (NAMED, the name is taken), CONVEYOR_E_SYSTEM (errno kept:
- * ENOMEM when the mapping is larger than the address space or memory limits allow),
+ * ENOMEM, EFBIG or ENOSPC when the mapping is larger than the address space, the file
+ * size limit or memory limits allow: for MEMFD/NAMED the ftruncate can fail first),
  * CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER, CONVEYOR_E_OVERFLOW (the size does not
  * fit this platform's arithmetic: never on 64-bit, where the largest pool is 2^56 bytes).
  */
@@ -852,8 +861,9 @@ CONVEYOR_API int conveyor_pool_describe(conveyor_pool *pool, uint32_t index,
  * shared memory and validated, so what is checked is what is returned. Call it after
  * receiving the slot's number. Cost: a 64-byte copy and a check.
  * Errors: CONVEYOR_E_INVALID_ARGUMENT (index), CONVEYOR_E_CORRUPT (the descriptor is
- * impossible: unknown dtype, shape and length disagree, longer than the slot),
- * CONVEYOR_E_NULL_POINTER.
+ * impossible: unknown dtype, shape and length disagree, longer than the slot; a slot never
+ * described reads as CORRUPT too, since its all-zero descriptor is a rank-0 BYTES frame of
+ * one element with byte_length 0), CONVEYOR_E_NULL_POINTER.
  */
 CONVEYOR_API int conveyor_pool_frame(const conveyor_pool *pool, uint32_t index, const void **data,
                                      conveyor_frame_info *info);
@@ -879,8 +889,11 @@ enum conveyor_channel_role {
 typedef struct conveyor_channel_config {
     uint32_t lanes;     /**< Senders, 1...CONVEYOR_CHANNEL_MAX_LANES. */
     uint32_t capacity;  /**< Words each lane holds, 1...CONVEYOR_CHANNEL_MAX_CAPACITY. */
-    uint32_t spin;      /**< Default spin iterations before sleeping; 0 = sleep at once. */
+    uint32_t spin;      /**< Default spin iterations before sleeping; 0 = sleep at once.
+                             The creator's handles use it as given; a handle attached by fd
+                             or name takes at most 2^24 (as for rings: section 8, "Trust"). */
     int32_t backing;    /**< A conveyor_ring_backing. */
+    uint32_t reserved;  /**< Must be 0 (room for flags in later versions). */
     const char *name;   /**< NAMED only: "/name", at most 200 bytes, no other '/'. */
 } conveyor_channel_config;
 
@@ -906,8 +919,8 @@ typedef struct conveyor_channel_stats {
  * with conveyor_channel_open (here, or in a forked child for ANONYMOUS), or attach them
  * by fd or name from other processes. Cost: one mmap of a header page, a 384-byte block
  * per lane and lanes * capacity * 8 bytes of words.
- * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, bad name), CONVEYOR_E_EXISTS,
- * CONVEYOR_E_SYSTEM, CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
+ * Errors: CONVEYOR_E_INVALID_ARGUMENT (a field out of range, `reserved` not 0, bad name),
+ * CONVEYOR_E_EXISTS, CONVEYOR_E_SYSTEM, CONVEYOR_E_NO_MEMORY, CONVEYOR_E_NULL_POINTER.
  */
 CONVEYOR_API int conveyor_channel_create(const conveyor_channel_config *config,
                                          conveyor_channel **holder);
@@ -931,7 +944,8 @@ CONVEYOR_API int conveyor_channel_open(const conveyor_channel *channel, int role
  * end claimed; a failed attach claims nothing. Cost: fstat, fcntl, mmap, maybe a probe.
  * Errors: CONVEYOR_E_NOT_SEALED, CONVEYOR_E_NOT_A_RING (not a channel),
  * CONVEYOR_E_VERSION, CONVEYOR_E_TRUNCATED, CONVEYOR_E_CORRUPT, CONVEYOR_E_BUSY,
- * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM, CONVEYOR_E_NO_MEMORY.
+ * CONVEYOR_E_INVALID_ARGUMENT, CONVEYOR_E_SYSTEM, CONVEYOR_E_NO_MEMORY,
+ * CONVEYOR_E_NULL_POINTER (end is NULL).
  */
 CONVEYOR_API int conveyor_channel_attach_fd(int fd, int role, uint32_t lane, conveyor_channel **end);
 
@@ -987,13 +1001,16 @@ CONVEYOR_API int conveyor_channel_set_spin(conveyor_channel *end, uint32_t spin)
  * if the receiver sleeps.
  * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_CLOSED (this lane was closed),
  * CONVEYOR_E_PEER_DEAD (the receiver died or left), CONVEYOR_E_CORRUPT,
- * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ * CONVEYOR_E_BUSY (first use after a fork: the re-claim found a live handle on the lane;
+ * a re-claim whose shared indices are impossible gives CONVEYOR_E_CORRUPT and claims
+ * nothing), CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
  */
 CONVEYOR_API int conveyor_channel_send(conveyor_channel *sender, uint64_t word, int64_t timeout_ns);
 
 /** Sender: ends its lane. The receiver takes every word sent before, then the lane reports
  * CONVEYOR_E_END_OF_STREAM. Closing twice is fine. Errors: CONVEYOR_E_WRONG_ROLE,
- * CONVEYOR_E_NULL_POINTER. */
+ * CONVEYOR_E_NULL_POINTER, and on the first use after a fork those of the re-claim, as for
+ * send: CONVEYOR_E_BUSY, CONVEYOR_E_CORRUPT. */
 CONVEYOR_API int conveyor_channel_close(conveyor_channel *sender);
 
 /**
@@ -1001,7 +1018,8 @@ CONVEYOR_API int conveyor_channel_close(conveyor_channel *sender);
  * lane is empty. Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_END_OF_STREAM (the lane was
  * closed and drained), CONVEYOR_E_PEER_DEAD (its sender died without closing, and every
  * word it sent was taken), CONVEYOR_E_INVALID_ARGUMENT (lane), CONVEYOR_E_CORRUPT,
- * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ * CONVEYOR_E_BUSY (first use after a fork, as for send; the re-claim may also give
+ * CONVEYOR_E_CORRUPT), CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
  */
 CONVEYOR_API int conveyor_channel_receive(conveyor_channel *receiver, uint32_t lane,
                                           int64_t timeout_ns, uint64_t *word);
@@ -1010,11 +1028,22 @@ CONVEYOR_API int conveyor_channel_receive(conveyor_channel *receiver, uint32_t l
  * Receiver, wait-any: takes the next word of whichever lane has one, trying lanes
  * round-robin from the one after the lane served last, and sleeps until any lane has one
  * (one futex word, rung by every lane's sender). *lane receives the lane the word came on.
- * Closed, drained lanes are skipped; when every lane is, CONVEYOR_E_END_OF_STREAM.
+ * Closed, drained lanes are skipped; when every lane is (or was reported corrupt),
+ * CONVEYOR_E_END_OF_STREAM. One bad lane never blocks the others:
+ *   - a lane whose shared indices are impossible is reported as CONVEYOR_E_CORRUPT only
+ *     when no lane has a word, once, with *lane naming it; this handle then skips it for
+ *     good;
+ *   - a lane whose sender died (or left) without closing, once its words were all taken,
+ *     is reported as CONVEYOR_E_PEER_DEAD with *lane naming it, while no lane has a word,
+ *     once per dead sender while other lanes can still deliver: the lane is still served
+ *     and waited for (a new sender may take it over, and is then watched again), and so
+ *     are the others. Once no lane can deliver (each is done, skipped, or has a dead
+ *     sender), PEER_DEAD is returned again within a peer-check slice: a receiver whose
+ *     senders are all dead never waits for good.
  * Errors: CONVEYOR_E_TIMEOUT, CONVEYOR_E_END_OF_STREAM, CONVEYOR_E_PEER_DEAD (*lane names
- * a lane whose sender died without closing and whose words were all taken, while no lane
- * has a word), CONVEYOR_E_CORRUPT (*lane names the lane), CONVEYOR_E_WRONG_ROLE,
- * CONVEYOR_E_NULL_POINTER.
+ * the lane), CONVEYOR_E_CORRUPT (*lane names the lane, also when it comes from the
+ * re-claim after a fork), CONVEYOR_E_BUSY (first use after a fork, as for send),
+ * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
  */
 CONVEYOR_API int conveyor_channel_receive_any(conveyor_channel *receiver, int64_t timeout_ns,
                                               uint32_t *lane, uint64_t *word);

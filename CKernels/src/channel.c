@@ -28,6 +28,10 @@ static int cv_sender_take_over(conveyor_channel *ch) {
     if (head - tail > ch->capacity) return CONVEYOR_E_CORRUPT;
     ch->position = head;
     ch->peer_cache = tail;
+    /* A previous sender killed asleep left its flag at 1, and only its own side clears
+     * it: without this the receiver would ring (a futex wake) after every receive from
+     * the lane. Nobody sleeps on the lane's doorbell now: its previous owner is gone. */
+    cv_store_relaxed_u32(&lane->send_sleeping, 0);
     cv_doorbell_ring_shared(&ch->hdr->recv_doorbell, &ch->hdr->recv_sleeping, &lane->send_wakes);
     return CONVEYOR_OK;
 }
@@ -40,12 +44,20 @@ static int cv_receiver_take_over(conveyor_channel *ch) {
         cv_channel_lane *lane = cv_lane(ch, l);
         heads[l] = cv_load_acquire_u64(&lane->send_head);    /* SYNC POINT A */
         tails[l] = cv_load_acquire_u64(&lane->take_tail);    /* SYNC POINT B */
-        if (heads[l] - tails[l] > ch->capacity) return CONVEYOR_E_CORRUPT;
+        if (heads[l] - tails[l] > ch->capacity) {
+            ch->found_lane = l;  /* receive_any's *lane */
+            return CONVEYOR_E_CORRUPT;
+        }
     }
     memcpy(ch->tail, tails, ch->lanes * sizeof tails[0]);
     memcpy(ch->head_cache, heads, ch->lanes * sizeof heads[0]);
     ch->done = 0;
+    ch->bad = 0;
+    memset(ch->dead_owner, 0, sizeof ch->dead_owner);
     ch->next_lane = 0;
+    /* The previous receiver, if killed asleep, left recv_sleeping at 1: clear it (as a
+     * sender's takeover clears its lane's flag), or every send would make a futex wake. */
+    cv_store_relaxed_u32(&ch->hdr->recv_sleeping, 0);
     for (uint32_t l = 0; l < ch->lanes; l++) {
         cv_channel_lane *lane = cv_lane(ch, l);
         cv_doorbell_ring(&lane->take_doorbell, &lane->send_sleeping, &lane->take_wakes);
@@ -165,11 +177,12 @@ static uint64_t cv_take(conveyor_channel *ch, uint32_t l) {
 }
 
 /* Whether lane l's sender is gone without closing (owner first, then closed: a sender
- * that closed and then left is seen closed). A never-claimed lane is waited for. */
-static bool cv_sender_gone(conveyor_channel *ch, uint32_t l) {
+ * that closed and then left is seen closed). A never-claimed lane is waited for. *owner
+ * receives the owner word loaded. */
+static bool cv_sender_gone(conveyor_channel *ch, uint32_t l, uint64_t *owner) {
     cv_channel_lane *lane = cv_lane(ch, l);
-    uint64_t owner = cv_load_acquire_u64(&lane->send_owner);
-    if (owner == CV_OWNER_NONE || !cv_owner_gone(owner)) return false;
+    *owner = cv_load_acquire_u64(&lane->send_owner);
+    if (*owner == CV_OWNER_NONE || !cv_owner_gone(*owner)) return false;
     return cv_load_acquire_u32(&lane->send_closed) == 0;            /* SYNC POINT D */
 }
 
@@ -181,32 +194,66 @@ static int cv_one_ready(void *ctx) {
 static bool cv_one_gone(void *ctx, int64_t now) {
     conveyor_channel *ch = ctx;
     if (!cv_check_due(&ch->next_peer_check_ns, now)) return false;
-    return cv_sender_gone(ch, ch->want_lane);
+    uint64_t owner;
+    return cv_sender_gone(ch, ch->want_lane, &owner);
 }
 
-/* Round-robin from next_lane: the first lane with a word, or the first impossible one. */
+/* Round-robin from next_lane, skipping the lanes reported corrupt: the first lane with a
+ * word; else the first newly impossible one (CORRUPT, then skipped for good: RECEIVE-ANY
+ * ORDER AND ENDS); else END_OF_STREAM once every lane is done or skipped. Every CORRUPT
+ * this returns reaches the caller (cv_wait returns any status but TIMEOUT). */
 static int cv_any_ready(void *ctx) {
     conveyor_channel *ch = ctx;
+    uint32_t corrupt = UINT32_MAX;
     for (uint32_t i = 0, l = ch->next_lane; i < ch->lanes; i++, l = l + 1 < ch->lanes ? l + 1 : 0) {
+        if (ch->bad >> l & 1) continue;
         int status = cv_lane_ready(ch, l);
-        if (status == CONVEYOR_OK || status == CONVEYOR_E_CORRUPT) {
+        if (status == CONVEYOR_OK) {
             ch->found_lane = l;
             return status;
         }
+        if (status == CONVEYOR_E_CORRUPT && corrupt == UINT32_MAX) corrupt = l;
     }
-    return ch->done == cv_all_lanes(ch) ? CONVEYOR_E_END_OF_STREAM : CONVEYOR_E_TIMEOUT;
+    if (corrupt != UINT32_MAX) {
+        ch->bad |= (uint64_t)1 << corrupt;
+        ch->found_lane = corrupt;
+        return CONVEYOR_E_CORRUPT;
+    }
+    return (ch->done | ch->bad) == cv_all_lanes(ch) ? CONVEYOR_E_END_OF_STREAM
+                                                    : CONVEYOR_E_TIMEOUT;
 }
 
+/* Rate-limited: the first lane (not done, not skipped) whose sender is gone without
+ * closing, unless that very owner word was reported already. A lane whose owner word
+ * changed since its report (a new sender took it over) is watched again. When no lane
+ * can deliver any more (each is done, skipped, or gone and reported), the first gone lane
+ * is reported again: the receiver must never wait for good on senders that are all
+ * dead, which a lane reported once and then skipped would make it do. */
 static bool cv_any_gone(void *ctx, int64_t now) {
     conveyor_channel *ch = ctx;
     if (!cv_check_due(&ch->next_peer_check_ns, now)) return false;
+    uint32_t reported = UINT32_MAX;  /* the first gone lane reported before */
+    bool can_deliver = false;
     for (uint32_t l = 0; l < ch->lanes; l++) {
-        if (!(ch->done >> l & 1) && cv_sender_gone(ch, l)) {
+        if ((ch->done | ch->bad) >> l & 1) continue;
+        uint64_t owner;
+        bool gone = cv_sender_gone(ch, l, &owner);
+        if (gone && owner == ch->dead_owner[l]) {
+            if (reported == UINT32_MAX) reported = l;
+            continue;
+        }
+        ch->dead_owner[l] = 0;  /* never reported, or a new owner since the report */
+        if (gone) {
             ch->dead_lane = l;
+            ch->dead_word = owner;
             return true;
         }
+        can_deliver = true;
     }
-    return false;
+    if (can_deliver || reported == UINT32_MAX) return false;
+    ch->dead_lane = reported;
+    ch->dead_word = ch->dead_owner[reported];
+    return true;
 }
 
 /* A receiver wait: on the channel's one doorbell, whatever it waits for. */
@@ -220,9 +267,9 @@ static int cv_receiver_wait(conveyor_channel *ch, int64_t timeout_ns, int (*read
 
 int conveyor_channel_receive(conveyor_channel *receiver, uint32_t lane, int64_t timeout_ns,
                              uint64_t *word) {
+    if (receiver == NULL || word == NULL) return CONVEYOR_E_NULL_POINTER;
     int status = cv_enter(receiver, CONVEYOR_CHANNEL_RECEIVER);
     if (status != CONVEYOR_OK) return status;
-    if (word == NULL) return CONVEYOR_E_NULL_POINTER;
     if (lane >= receiver->lanes) return CONVEYOR_E_INVALID_ARGUMENT;
     receiver->want_lane = lane;
     status = cv_receiver_wait(receiver, timeout_ns, cv_one_ready, cv_one_gone);
@@ -233,15 +280,20 @@ int conveyor_channel_receive(conveyor_channel *receiver, uint32_t lane, int64_t 
 
 int conveyor_channel_receive_any(conveyor_channel *receiver, int64_t timeout_ns, uint32_t *lane,
                                  uint64_t *word) {
+    if (receiver == NULL || lane == NULL || word == NULL) return CONVEYOR_E_NULL_POINTER;
     int status = cv_enter(receiver, CONVEYOR_CHANNEL_RECEIVER);
-    if (status != CONVEYOR_OK) return status;
-    if (lane == NULL || word == NULL) return CONVEYOR_E_NULL_POINTER;
-    status = cv_receiver_wait(receiver, timeout_ns, cv_any_ready, cv_any_gone);
-    if (status == CONVEYOR_E_PEER_DEAD) *lane = receiver->dead_lane;
+    if (status == CONVEYOR_OK)
+        status = cv_receiver_wait(receiver, timeout_ns, cv_any_ready, cv_any_gone);
+    if (status == CONVEYOR_E_PEER_DEAD) {
+        *lane = receiver->dead_lane;  /* reported once for this owner word */
+        receiver->dead_owner[receiver->dead_lane] = receiver->dead_word;
+    }
+    /* from the scan, or from a takeover in cv_enter (which names the lane it failed on) */
     if (status == CONVEYOR_E_CORRUPT) *lane = receiver->found_lane;
     if (status != CONVEYOR_OK) return status;
     uint32_t l = receiver->found_lane;
     *word = cv_take(receiver, l);
+    receiver->dead_owner[l] = 0;  /* a word after the report: a new sender sent it */
     *lane = l;
     receiver->next_lane = l + 1 < receiver->lanes ? l + 1 : 0;
     return CONVEYOR_OK;

@@ -42,10 +42,15 @@ struct conveyor_channel {
     uint64_t tail[CONVEYOR_CHANNEL_MAX_LANES];
     uint64_t head_cache[CONVEYOR_CHANNEL_MAX_LANES];
     uint64_t done;           /* bit l: lane l closed and drained, for good */
+    uint64_t bad;            /* bit l: receive_any reported lane l CORRUPT and skips it */
+    /* per lane: the dead sender's owner word receive_any last reported as PEER_DEAD (0:
+     * none), not reported again until the lane's owner word changes */
+    uint64_t dead_owner[CONVEYOR_CHANNEL_MAX_LANES];
     uint32_t next_lane;      /* receive_any tries this lane first */
     uint32_t want_lane;      /* receive(lane): the lane waited for */
-    uint32_t found_lane;     /* the lane the last check found ready or corrupt */
+    uint32_t found_lane;     /* the lane the last check (or takeover) found ready or corrupt */
     uint32_t dead_lane;      /* the lane the last liveness check found gone */
+    uint64_t dead_word;      /* and the owner word it found there */
 };
 
 static inline cv_channel_lane *cv_lane(const conveyor_channel *ch, uint32_t lane) {

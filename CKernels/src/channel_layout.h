@@ -91,22 +91,40 @@
  * RECEIVE-ANY ORDER AND ENDS
  *   receive_any tries lanes round-robin from the lane after the one it served last; a lane
  *   whose head != tail is ready. A lane closed (D) and drained is done for good (kept in the
- *   handle): END_OF_STREAM when every lane is done. PEER_DEAD, with the lane named, when no
- *   lane has a word and a lane's sender is gone (CV_OWNER_LEFT, or its process dead)
- *   without having closed: the liveness check, at most once per slice, loads the owner
- *   (acquire) and then send_closed, so a sender that closed and then left is seen closed.
+ *   handle). One bad lane never blocks the others:
+ *     - CORRUPT: a lane whose indices are impossible is reported only when no lane has a
+ *       word (a ready lane is served first), once, with *lane naming it; from then on this
+ *       handle skips it for good (the `bad` mask, next to `done`). END_OF_STREAM when every
+ *       lane is done or skipped as corrupt. A receiver takeover clears both masks.
+ *     - PEER_DEAD, with the lane named, when no lane has a word and a lane's sender is gone
+ *       (CV_OWNER_LEFT, or its process dead) without having closed: the liveness check, at
+ *       most once per slice, loads the owner (acquire) and then send_closed, so a sender
+ *       that closed and then left is seen closed. It is reported once per owner word: the
+ *       handle remembers the word it reported for the lane (dead_owner) and does not report
+ *       the lane again until its owner word changes or a word arrives on it (a new sender
+ *       took it over). The lane is still waited for and served meanwhile, and so are the
+ *       others. When no lane can deliver any more (every lane is done, skipped, or gone
+ *       and reported), the first gone lane is reported again, at each liveness check: a
+ *       receiver whose senders are all dead must never wait for good.
  *   Lanes never claimed (CV_OWNER_NONE) are waited for. receive(lane) reports the same for
- *   its one lane. A sender reports PEER_DEAD when the receiver is gone (checked within a
- *   slice while waiting on a full lane, and every CV_PEER_CHECK_EVERY sends otherwise).
+ *   its one lane, every time (its caller names the lane). A sender reports PEER_DEAD when
+ *   the receiver is gone (checked within a slice while waiting on a full lane, and every
+ *   CV_PEER_CHECK_EVERY sends otherwise). A CORRUPT from the claim receive_any may make
+ *   (a takeover after a fork) names the first impossible lane in *lane too.
  *
  * OWNERSHIP (owner words as OWNERSHIP in ring_layout.h: pid << 32 | nonce, CV_OWNER_NONE,
  * CV_OWNER_LEFT, claims by compare-and-swap, hand-over to a forked child, the fork epoch)
  *   recv_owner: the receiver; lane[l].send_owner: lane l's sender. A HOLDER claims nothing.
- *   Sender takeover: reload head and tail of the lane (checked), resume at head, and ring
- *   the receiver's doorbell as after a send (the previous sender may have died between its
- *   head store and its ring, with the receiver asleep). Receiver takeover: reload every
- *   lane's head and tail (all checked before any is used), forget the done lanes, start
- *   round-robin at lane 0, and ring every lane's take_doorbell as after a receive. A word
+ *   Sender takeover: reload head and tail of the lane (checked), resume at head, clear the
+ *   lane's send_sleeping, and ring the receiver's doorbell as after a send (the previous
+ *   sender may have died between its head store and its ring, with the receiver asleep).
+ *   Receiver takeover: reload every lane's head and tail (all checked before any is used),
+ *   forget the done and corrupt lanes and the reported dead owners, start round-robin at
+ *   lane 0, clear recv_sleeping, and ring every lane's take_doorbell as after a receive.
+ *   The clear: a previous owner killed while asleep left its flag at 1, and only its own
+ *   side clears it, so without it the peer would make a futex wake after every operation;
+ *   nobody of the taking side is inside a wait (its previous owner is dead or LEFT), and
+ *   the ring's FENCE (C) orders the clear before the load of the peer's flag. A word
  *   is the receiver's once take_tail passed it: a receiver that dies loses the words it
  *   received, never one it had not. A failed claim puts the previous word back.
  *   Destroying an end hands it back (LEFT) unless a fork happened since it claimed.
@@ -118,7 +136,8 @@
  *   index below `lanes` and a sequence taken modulo capacity, so no shared value can make
  *   us address outside the mapping. head - tail is checked against capacity on every load.
  *   A word is read once (an atomic load) and returned as it is: what it means (a slot
- *   number) is checked by its user.
+ *   number) is checked by its user. The default spin an attach takes from the header is
+ *   bounded by CV_MAX_PEER_SPIN (2^24 pauses), as a ring's (TRUST in ring_layout.h).
  */
 #ifndef CONVEYOR_CHANNEL_LAYOUT_H
 #define CONVEYOR_CHANNEL_LAYOUT_H

@@ -58,7 +58,7 @@ static int cv_channel_open_on(cv_mapping *map, const conveyor_channel *from, int
 
 /* Validates what another process put in the header, then opens a handle. */
 static int cv_channel_validate_and_open(cv_mapping *map, int role, uint32_t lane,
-                                        conveyor_channel **out) {
+                                        const uint32_t *own_spin, conveyor_channel **out) {
     cv_channel_header *hdr = map->base;
     if (map->bytes < CV_HEADER_BYTES) return CONVEYOR_E_TRUNCATED;
     if (cv_load_acquire_u64(&hdr->magic) != CV_CHANNEL_MAGIC)    /* SYNC POINT G */
@@ -76,7 +76,8 @@ static int cv_channel_validate_and_open(cv_mapping *map, int role, uint32_t lane
     conveyor_channel geometry = {
         .lanes = copy.lanes, .capacity = copy.capacity, .lanes_offset = g.lanes_offset,
         .words_offset = g.words_offset, .word_stride = g.word_stride,
-        .default_spin = copy.default_spin,
+        /* the creator's own value, or the shared one bounded (TRUST in channel_layout.h) */
+        .default_spin = own_spin != NULL ? *own_spin : cv_peer_spin(copy.default_spin),
     };
     return cv_channel_open_on(map, &geometry, role, lane, out);
 }
@@ -84,7 +85,7 @@ static int cv_channel_validate_and_open(cv_mapping *map, int role, uint32_t lane
 int conveyor_channel_create(const conveyor_channel_config *config, conveyor_channel **holder) {
     if (config == NULL || holder == NULL) return CONVEYOR_E_NULL_POINTER;
     cv_channel_geometry g;
-    if (!cv_channel_geometry_for(config->lanes, config->capacity, &g))
+    if (config->reserved != 0 || !cv_channel_geometry_for(config->lanes, config->capacity, &g))
         return CONVEYOR_E_INVALID_ARGUMENT;
     cv_mapping *map;
     int status = cv_mapping_create(config->backing, config->name, "conveyor-channel",
@@ -102,7 +103,7 @@ int conveyor_channel_create(const conveyor_channel_config *config, conveyor_chan
     hdr->total_bytes = g.total_bytes;
     /* An attacher that sees the magic (acquire) sees all of the above. */
     cv_store_release_u64(&hdr->magic, CV_CHANNEL_MAGIC);          /* SYNC POINT G */
-    status = cv_channel_validate_and_open(map, CONVEYOR_CHANNEL_HOLDER, 0, holder);
+    status = cv_channel_validate_and_open(map, CONVEYOR_CHANNEL_HOLDER, 0, &config->spin, holder);
     if (status != CONVEYOR_OK) cv_mapping_discard(map);
     return status;
 }
@@ -122,7 +123,7 @@ static int cv_channel_attach(int fd, int role, uint32_t lane, const char *name,
     cv_mapping *map;
     int status = cv_mapping_attach(fd, CV_CHANNEL_MAGIC, name == NULL, name, &map);
     if (status != CONVEYOR_OK) return status;
-    status = cv_channel_validate_and_open(map, role, lane, end);
+    status = cv_channel_validate_and_open(map, role, lane, NULL, end);
     if (status != CONVEYOR_OK) cv_mapping_discard(map);
     return status;
 }

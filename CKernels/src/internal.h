@@ -95,4 +95,15 @@ size_t cv_f64_uniform_program_lanes(const conveyor_op *ops, size_t count, uint64
 /* The largest number of chunks cv_for_chunks uses (reductions size their arrays by it). */
 #define CV_MAX_CHUNKS (CONVEYOR_MAX_THREADS * CV_CHUNKS_PER_THREAD)
 
+/* The largest default spin an attach takes from a ring's or channel's header (TRUST in
+ * ring_layout.h and channel_layout.h): another process wrote it, and 2^32-1 pauses would
+ * keep every untimed wait spinning for minutes before it sleeps. 2^24 pauses spin well
+ * under a second. The creator's own handles keep its configured value, and set_spin is
+ * local and unbounded: a caller may still ask for a wait that never sleeps. */
+#define CV_MAX_PEER_SPIN (UINT32_C(1) << 24)
+
+static inline uint32_t cv_peer_spin(uint32_t shared) {
+    return shared > CV_MAX_PEER_SPIN ? CV_MAX_PEER_SPIN : shared;
+}
+
 #endif /* CONVEYOR_INTERNAL_H */

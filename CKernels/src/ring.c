@@ -22,13 +22,22 @@ static cv_atomic_u64 *cv_peer_owner(conveyor_ring *ring) {
     return ring->role == CONVEYOR_RING_PRODUCER ? &ring->hdr->cons_owner : &ring->hdr->prod_owner;
 }
 
-/* Rings the doorbell this side rings after every commit (producer) or release (consumer). */
+/* Clears this side's own sleeping flag, which a previous owner killed while asleep left
+ * at 1 (only its own side ever clears it, at the end of a wait): else the peer would make
+ * a futex wake after every commit or release until the new owner happens to sleep. Safe:
+ * a takeover only happens when the previous owner is dead or LEFT, so nobody of this side
+ * is inside a wait. Then rings the doorbell this side rings after every commit (producer)
+ * or release (consumer); its fence (C) orders the clear before the load of the peer's
+ * flag, as a wait's own clear is ordered before its next operation's ring. */
 static void cv_ring_peer_after_takeover(conveyor_ring *ring) {
     cv_ring_header *hdr = ring->hdr;
-    if (ring->role == CONVEYOR_RING_PRODUCER)
+    if (ring->role == CONVEYOR_RING_PRODUCER) {
+        cv_store_relaxed_u32(&hdr->prod_sleeping, 0);
         cv_doorbell_ring(&hdr->prod_doorbell, &hdr->cons_sleeping, &hdr->prod_wakes);
-    else
+    } else {
+        cv_store_relaxed_u32(&hdr->cons_sleeping, 0);
         cv_doorbell_ring(&hdr->cons_doorbell, &hdr->prod_sleeping, &hdr->cons_wakes);
+    }
 }
 
 /* Takes this side's position from the shared counters, as a new owner must: a frame the
@@ -87,7 +96,12 @@ static int cv_enter(conveyor_ring *ring, int role) {
 /* Rate-limited: whether the other side's process is gone (or handed its side back). */
 static bool cv_peer_dead(conveyor_ring *ring, int64_t now) {
     if (!cv_check_due(&ring->next_peer_check_ns, now)) return false;
-    return cv_owner_gone(cv_load_relaxed_u64(cv_peer_owner(ring)));
+    /* Acquire, as a channel's: a peer that closed and then destroyed its handle (LEFT, by
+     * an acq_rel CAS) must be seen in that order. The loads that follow (prod_closed,
+     * prod_head: cv_after_peer_death) come after this one, so on a weakly ordered CPU a
+     * relaxed load could see LEFT and then an old prod_closed or prod_head: PEER_DEAD
+     * instead of END_OF_STREAM, frames committed before the close left undelivered. */
+    return cv_owner_gone(cv_load_acquire_u64(cv_peer_owner(ring)));
 }
 
 static bool cv_peer_dead_cb(void *ctx, int64_t now) { return cv_peer_dead(ctx, now); }

@@ -43,8 +43,10 @@ struct conveyor_ring {
 };
 
 /* Validates the mapping's header and opens a handle of `role` on it, claiming its side
- * unless it is a HOLDER (ring_open.c). */
-int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out);
+ * unless it is a HOLDER (ring_open.c). `own_spin`: the creator's configured default spin,
+ * or NULL for an attach, which takes the header's, bounded by CV_MAX_PEER_SPIN. */
+int cv_ring_validate_and_open(cv_mapping *map, int role, const uint32_t *own_spin,
+                              conveyor_ring **out);
 /* Ownership (ring.c, OWNERSHIP in ring_layout.h): claims this handle's side, reloading
  * its position on a takeover; BUSY while another live handle holds it. */
 int cv_ring_claim_side(conveyor_ring *ring);

@@ -89,9 +89,14 @@
  *   the mapping, from which conveyor_ring_open_side opens sides that claim as above.
  *   On takeover the handle reloads its position from the shared counter (prod_head or
  *   cons_tail) and forgets any loan or frame it thought it held, so a frame a dead
- *   consumer held is received again; then it rings the peer's doorbell as after a commit
- *   or release (the previous owner may have died between its store and its doorbell,
- *   with the peer already asleep: found by Tests/Model/ring.pml). On hand-over it keeps
+ *   consumer held is received again; then it clears its own side's sleeping flag
+ *   (prod_sleeping or cons_sleeping: a previous owner killed while asleep left it at 1,
+ *   and only its own side clears it, so the peer would otherwise make a futex wake after
+ *   every commit or release; nobody of this side is inside a wait, since its previous
+ *   owner is dead or LEFT), and then rings the peer's doorbell as after a commit or
+ *   release, whose FENCE (C) orders the clear first (the previous owner may have died
+ *   between its store and its doorbell, with the peer already asleep: found by
+ *   Tests/Model/ring.pml). On hand-over it keeps
  *   its state, which the parent left exactly at the shared counter. A claim whose
  *   reloaded counters fail validation puts the previous word back: a failed claim claims
  *   nothing.
@@ -108,7 +113,14 @@
  *   slot_count on every load; a descriptor is copied out once (cv_copy_from_peer:
  *   volatile word reads, so the compiler cannot read shared memory twice) before it is
  *   validated, and only the validated copy is returned; slot addresses come from local
- *   geometry.
+ *   geometry. The default spin an attach takes from the header is bounded by
+ *   CV_MAX_PEER_SPIN (2^24 pauses, internal.h): a larger one, which would keep every
+ *   untimed wait spinning for minutes, is taken as 2^24 (the creator's own handles keep
+ *   its configured value; set_spin is local and unbounded).
+ *   The liveness check loads the peer's owner word with acquire (as a channel's): a peer
+ *   that closes and then destroys its handle (LEFT, by an acq_rel CAS) is seen in that
+ *   order, so the loads of prod_closed and prod_head that follow a LEFT seen see the close
+ *   and every commit before it (END_OF_STREAM, not PEER_DEAD, on weakly ordered CPUs).
  */
 #ifndef CONVEYOR_RING_LAYOUT_H
 #define CONVEYOR_RING_LAYOUT_H

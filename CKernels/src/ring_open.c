@@ -37,7 +37,8 @@ static int cv_open_on(cv_mapping *map, const conveyor_ring *geometry, int role,
     return CONVEYOR_OK;
 }
 
-int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
+int cv_ring_validate_and_open(cv_mapping *map, int role, const uint32_t *own_spin,
+                              conveyor_ring **out) {
     cv_ring_header *hdr = map->base;
     if (map->bytes < CV_RING_HEADER_BYTES) return CONVEYOR_E_TRUNCATED;
     if (cv_load_acquire_u64(&hdr->magic) != CV_RING_MAGIC)
@@ -57,7 +58,9 @@ int cv_ring_validate_and_open(cv_mapping *map, int role, conveyor_ring **out) {
     conveyor_ring geometry = {
         .slot_count = copy.slot_count, .slot_bytes = copy.slot_bytes,
         .slot_stride = g.slot_stride, .descriptors_offset = g.descriptors_offset,
-        .slots_offset = g.slots_offset, .default_spin = copy.default_spin,
+        .slots_offset = g.slots_offset,
+        /* the creator's own value, or the shared one bounded (TRUST in ring_layout.h) */
+        .default_spin = own_spin != NULL ? *own_spin : cv_peer_spin(copy.default_spin),
     };
     return cv_open_on(map, &geometry, role, out);
 }
@@ -102,9 +105,9 @@ int conveyor_ring_create(const conveyor_ring_config *config, conveyor_ring **pro
     int status = cv_ring_new_mapping(config, &map);
     if (status != CONVEYOR_OK) return status;
     conveyor_ring *p = NULL, *c = NULL;
-    if (producer != NULL) status = cv_ring_validate_and_open(map, CONVEYOR_RING_PRODUCER, &p);
+    if (producer != NULL) status = cv_ring_validate_and_open(map, CONVEYOR_RING_PRODUCER, &config->spin, &p);
     if (status == CONVEYOR_OK && consumer != NULL)
-        status = cv_ring_validate_and_open(map, CONVEYOR_RING_CONSUMER, &c);
+        status = cv_ring_validate_and_open(map, CONVEYOR_RING_CONSUMER, &config->spin, &c);
     if (status != CONVEYOR_OK) {
         if (p != NULL) conveyor_ring_destroy(p);
         else cv_mapping_discard(map);  /* no handle refers to the mapping yet */
@@ -120,7 +123,7 @@ int conveyor_ring_create_holder(const conveyor_ring_config *config, conveyor_rin
     cv_mapping *map;
     int status = cv_ring_new_mapping(config, &map);
     if (status != CONVEYOR_OK) return status;
-    status = cv_ring_validate_and_open(map, CONVEYOR_RING_HOLDER, holder);
+    status = cv_ring_validate_and_open(map, CONVEYOR_RING_HOLDER, &config->spin, holder);
     if (status != CONVEYOR_OK) cv_mapping_discard(map);
     return status;
 }
@@ -135,7 +138,7 @@ static int cv_ring_attach(int fd, int role, const char *name, conveyor_ring **ri
     cv_mapping *map;
     int status = cv_mapping_attach(fd, CV_RING_MAGIC, name == NULL, name, &map);
     if (status != CONVEYOR_OK) return status;
-    status = cv_ring_validate_and_open(map, role, ring);
+    status = cv_ring_validate_and_open(map, role, NULL, ring);
     if (status != CONVEYOR_OK) cv_mapping_discard(map);
     return status;
 }

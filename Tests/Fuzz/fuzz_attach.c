@@ -210,6 +210,8 @@ static void load_wake_model(void) {
 
 /* A handle of `role` committed, closed, released or took its side over. */
 static void rang(int role) { wake_rang(&M.wake, role == CONVEYOR_RING_PRODUCER); }
+/* A handle of `role` took its side over. */
+static void took_over(int role) { wake_took_over(&M.wake, role == CONVEYOR_RING_PRODUCER); }
 
 static void check_wake_model(const char *after) {
     if (F.size < CV_RING_HEADER_BYTES) return;
@@ -427,7 +429,7 @@ static int attach(int fd, int role, int seal_mode, int seals, handle *out, const
             "nonce: nonces are handed out in sequence, see the header)",
             (unsigned long long)after, (unsigned long long)word, F.mypid);
     if (conveyor_ring_role_of(r) != role) bug("attached handle has role %d", conveyor_ring_role_of(r));
-    rang(role);  /* a new handle's claim is always a takeover */
+    took_over(role);  /* a new handle's claim is always a takeover */
     check_wake_model(what);
     *out = (handle){.r = r, .role = role, .me = after};
     return s;

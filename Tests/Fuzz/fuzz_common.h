@@ -248,6 +248,15 @@ static inline void wake_rang(wake_model *w, bool producer) {
     }
 }
 
+/* A side took its side over: it first clears its own sleeping flag (a previous owner
+ * killed asleep left it at 1; OWNERSHIP in ring_layout.h), then rings its peer as after a
+ * commit or release. */
+static inline void wake_took_over(wake_model *w, bool producer) {
+    if (producer) w->prod_sleeping = 0;
+    else w->cons_sleeping = 0;
+    wake_rang(w, producer);
+}
+
 /* The file's wake fields `now` must be the model's (no call a target makes sleeps, so
  * the sleeping flags keep their values). */
 static inline void wake_check(const wake_model *now, const wake_model *model, const char *after) {

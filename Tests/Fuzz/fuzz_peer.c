@@ -199,6 +199,8 @@ static int owner_free_for_new_handle(uint64_t w) {
 /* Side k (P or C) committed, closed, released or took its side over (no call here sleeps,
  * so the peer's sleeping flag holds what the hostile peer last wrote). */
 static void rang(int k) { wake_rang(&S.wake, k == P); }
+/* Side k's handle took the side over. */
+static void took_over(int k) { wake_took_over(&S.wake, k == P); }
 
 /* The wake fields as the view shows them. */
 static wake_model view_wake(void) {
@@ -679,7 +681,7 @@ static void op_claim(int k) {
                               (unsigned long long)now, (unsigned long long)h->me);
         if (takeover) {
             h->busy = false;  /* resumes at the shared position */
-            rang(k);
+            took_over(k);
         }
     } else if (now != cur) {
         bug("a failed claim (%s) changed the owner word %llx -> %llx", name(s),
@@ -744,7 +746,7 @@ static void op_attach(int k, bool probe) {
                             (unsigned long long)cur, (unsigned long long)now);
         return;
     }
-    rang(k);  /* a new handle's claim is always a takeover */
+    took_over(k);  /* a new handle's claim is always a takeover */
     if (conveyor_ring_role_of(r) != (k == P ? CONVEYOR_RING_PRODUCER : CONVEYOR_RING_CONSUMER))
         bug("attached handle has role %d", conveyor_ring_role_of(r));
     side fresh = {.r = r, .count = g.count, .slot_bytes = g.slot_bytes, .stride = g.stride,

@@ -136,10 +136,10 @@
  *   ch-any-l3              L=3 NW=1/0, receive_any                2256850      0      4.2
  *   ch-any-sender-dies     lane 0's sender killed anywhere        2605835      0      4.9
  *   ch-lane-receiver-dies  the receiver killed anywhere           1688315      0      3.2
- *   ch-any-takeover-idle   sender takeover, -DIDLE                2372607      0      3.7
- *   ch-lane-takeover-idle  the same, receive(lane)                1396793      0      2.0
- *   ch-any-l1-recv-takeover-idle  receiver takeover, -DIDLE, L=1  1435205      0      1.3
- *   ch-any-spurious-takeover  -DSPURIOUS, sender takeover         2502017      0      4.0
+ *   ch-any-takeover-idle   sender takeover, -DIDLE                2469635      0      4.4
+ *   ch-lane-takeover-idle  the same, receive(lane)                1452653      0      3.1
+ *   ch-any-l1-recv-takeover-idle  receiver takeover, -DIDLE, L=1  1313734      0      1.2
+ *   ch-any-spurious-takeover  -DSPURIOUS, sender takeover         2614303      0      4.0
  *   np-ch-any-l2           non-progress cycles                    1281490      0     10.6
  *   ch-control-seqcst-no-fences  SC memory, all fences cut         404396      0      0.5
  *   must fail (each by the named assertion)
@@ -423,6 +423,7 @@ end_claim:  atomic {
                 assert(cache <= pos && pos - cache <= CAP);  /* else CORRUPT (nothing claimed): never */
                 assert(pos == g_sent[l])            /* resumes after the last word sent */
             }
+            d_step { _store(cpu, W_SSLEEP(l), 0) }  /* cv_sender_take_over: send_sleeping = 0 (a dead owner's stale 1) */
 #ifndef MUTANT_NO_TAKEOVER_DOORBELL
             recv_doorbell();                        /* cv_sender_take_over: cv_doorbell_ring_shared, as after a send */
 #endif
@@ -676,6 +677,7 @@ end_rclaim: atomic {
             :: else -> break
             od;
             i = 0;
+            d_step { _store(R, W_RSLEEP, 0) }       /* cv_receiver_take_over: recv_sleeping = 0 (a dead owner's stale 1) */
 #ifndef MUTANT_NO_RECV_TAKEOVER_DOORBELL
             do                                      /* ring every lane's take_doorbell, as after a receive */
             :: i < L -> send_doorbell(i); i++

@@ -121,18 +121,18 @@
  * 1000000 allowed). States stored; seconds on a shared 2-core machine under load ~8 (the
  * whole script: 47 s of CPU, 134 s of wall clock there):
  *   must verify                                             states   errors  seconds
- *   sc1-n3-consumer-takeover    SC=1 N=3, consumer dies    2251391      0     12.1
- *   sc2-n3-consumer-takeover    SC=2 N=3, consumer dies    3776122      0     10.3
+ *   sc1-n3-consumer-takeover    SC=1 N=3, consumer dies    2967134      0      4.4
+ *   sc2-n3-consumer-takeover    SC=2 N=3, consumer dies    4977372      0      7.4
  *   sc1-n3-producer-dies        SC=1 N=3, producer dies     416005      0      1.2
  *   sc2-n3-producer-dies        SC=2 N=3, producer dies     701580      0      2.0
- *   sc1-n2-all-deaths           SC=1 N=2, both die         3171128      0     11.0
- *   sc1-n2-spurious-wakes       SC=1 N=2, both, -DSPURIOUS 3537391      0     11.6
+ *   sc1-n2-all-deaths           SC=1 N=2, both die         4340292      0      6.3
+ *   sc1-n2-spurious-wakes       SC=1 N=2, both, -DSPURIOUS 4862073      0      5.8
  *   np-sc2-n3                   non-progress, no deaths     225865      0      3.2
- *   np-sc1-n2-consumer-takeover non-progress, takeover      910495      0     11.9
+ *   np-sc1-n2-consumer-takeover non-progress, takeover     1196805      0      4.2
  *   control-seqcst-no-fences    SC memory, both fences cut   35671      0      0.4
- *   sc1-n3-takeover-strict-slice  STRICT_SLICE           3131637      0      7.7
+ *   sc1-n3-takeover-strict-slice  STRICT_SLICE           2938844      0      3.4
  *   must fail
- *   mutant-no-takeover-doorbell STRICT_SLICE, no fix       121447      1      0.8  invalid end state
+ *   mutant-no-takeover-doorbell STRICT_SLICE, no fix       116885      1      0.2  invalid end state
  *   mutant-no-doorbell                                          47      1      0.3  invalid end state
  *   mutant-swap-closed-head                                   1026      1      0.3  assertion (END_OF_STREAM lost a frame)
  *   mutant-no-fence-c                                          361      1      0.5  invalid end state (Dekker)
@@ -579,6 +579,7 @@ end_claim:  atomic {                                /* cv_ring_claim_side: curre
                 assert(cache >= pos && cache - pos <= SC);  /* cv_load_position: if (head - tail > ring->slot_count) return CONVEYOR_E_CORRUPT: never */
                 assert(pos == g_released)           /* position = tail, peer_cache = head: it resumes after the last frame anyone released */
             }
+            d_step { _store(C, W_CSLEEP, 0) }       /* cv_ring_peer_after_takeover: cons_sleeping = 0 (a dead owner's stale 1) */
 #ifndef MUTANT_NO_TAKEOVER_DOORBELL
             cons_doorbell()                         /* cv_ring_claim_side: cv_ring_peer_after_takeover(ring) rings the peer's doorbell (the FINDING's fix) */
 #endif

@@ -227,6 +227,16 @@ public struct ConveyorError: Error, RawRepresentable, Hashable, Sendable, Custom
         if status != 0 { throw ConveyorError(rawValue: status) }
     }
 
+    /// For a call whose failure leaves the caller nothing to do (a `deinit` releasing a
+    /// frame, a setter that cannot fail): returns when `status` is `CONVEYOR_OK` or one of
+    /// `outcomes` (what another process or a takeover can legitimately cause), and traps
+    /// with the call and the status name otherwise, since any other status is our bug.
+    static func expect(_ status: Int32, from call: StaticString, outcomes: Set<ConveyorError> = []) {
+        guard status != 0 else { return }
+        let error = ConveyorError(rawValue: status)
+        precondition(outcomes.contains(error), "\(call) returned \(error.name): a bug in Conveyor")
+    }
+
     /// Matches an error against a status in a `catch` or `switch`: true for this
     /// `ConveyorError` itself and for a ``RingError`` whose ``RingError/conveyorError`` it
     /// is, so `catch ConveyorError.busy` catches a busy side from any API.

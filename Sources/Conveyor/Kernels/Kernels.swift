@@ -28,7 +28,7 @@ public enum Kernels {
     /// The corresponding C functions are `conveyor_get/set_parallel_threshold`.
     public static var parallelThreshold: Int {
         get { Int(conveyor_get_parallel_threshold()) }
-        set { _ = conveyor_set_parallel_threshold(max(0, newValue)) }
+        set { ConveyorError.expect(conveyor_set_parallel_threshold(max(0, newValue)), from: "conveyor_set_parallel_threshold") }
     }
 
     /// The version of the linked C core, e.g. `"0.1.0"`.

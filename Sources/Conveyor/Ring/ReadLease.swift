@@ -51,5 +51,11 @@ public struct ReadLease: ~Copyable {
         try body(UnsafeRawBufferPointer(start: base, count: byteCount))
     }
 
-    deinit { _ = conveyor_ring_release(handle.pointer) }
+    // BAD_STATE: the side changed hands since the receive (the frame is the new owner's to
+    // receive again); BUSY: after a fork another process owns the side now; CORRUPT: the
+    // re-claim found impossible shared counters. The frame is not ours to release then.
+    deinit {
+        ConveyorError.expect(conveyor_ring_release(handle.pointer), from: "conveyor_ring_release",
+                             outcomes: [.badState, .busy, .corrupt])
+    }
 }

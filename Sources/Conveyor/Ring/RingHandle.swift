@@ -15,7 +15,7 @@ final class RingHandle: @unchecked Sendable {
     init(_ pointer: OpaquePointer) {
         self.pointer = pointer
         var s = conveyor_ring_stats()
-        _ = conveyor_ring_get_stats(pointer, &s)
+        ConveyorError.expect(conveyor_ring_get_stats(pointer, &s), from: "conveyor_ring_get_stats")
         self.slotBytes = Int(s.slot_bytes)
     }
 
@@ -37,7 +37,7 @@ final class RingHandle: @unchecked Sendable {
 
     var stats: RingStats {
         var s = conveyor_ring_stats()
-        _ = conveyor_ring_get_stats(pointer, &s)
+        ConveyorError.expect(conveyor_ring_get_stats(pointer, &s), from: "conveyor_ring_get_stats")
         return RingStats(
             framesCommitted: Int(s.frames_committed), bytesCommitted: Int(s.bytes_committed),
             framesReleased: Int(s.frames_released), producerWaits: Int(s.producer_waits),

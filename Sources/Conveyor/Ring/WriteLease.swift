@@ -56,6 +56,11 @@ public struct WriteLease<Element: MatrixElement>: ~Copyable {
     }
 
     deinit {
-        if !published { _ = conveyor_ring_abandon(handle.pointer) }
+        // BAD_STATE: the side changed hands since the loan (the loan is gone already);
+        // BUSY: after a fork another process owns the side now. Nothing is left to give back.
+        if !published {
+            ConveyorError.expect(conveyor_ring_abandon(handle.pointer), from: "conveyor_ring_abandon",
+                                 outcomes: [.badState, .busy, .corrupt])
+        }
     }
 }

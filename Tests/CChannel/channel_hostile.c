@@ -8,8 +8,7 @@
  * runs under ASan+UBSan too) or a hang (a watchdog and bounded timeouts). A failed attach
  * claims nothing; a handle keeps the geometry it validated. Built and run by scripts/test-c.
  */
-#include "channel_check.h"
-#include "../../CKernels/src/channel_layout.h"
+#include "hostile_view.h"
 #include "../../CKernels/src/pool_layout.h"
 
 #include <fcntl.h>
@@ -17,30 +16,6 @@
 #include <sys/stat.h>
 
 /* ---- hostile views ------------------------------------------------------------------ */
-
-typedef struct {
-    char *base;
-    size_t bytes;
-} view;
-
-static view map_fd(int fd) {
-    struct stat st;
-    view v = {NULL, 0};
-    CHECK(fstat(fd, &st) == 0);
-    v.bytes = (size_t)st.st_size;
-    v.base = mmap(NULL, v.bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    CHECK(v.base != MAP_FAILED);
-    if (v.base == MAP_FAILED) exit(finish("channel_hostile"));
-    return v;
-}
-
-static void unmap(view v) { munmap(v.base, v.bytes); }
-
-static cv_channel_header *header_of(view v) { return (cv_channel_header *)v.base; }
-
-static cv_channel_lane *lane_of(view v, uint32_t lane) {
-    return (cv_channel_lane *)(v.base + header_of(v)->lanes_offset) + lane;
-}
 
 /* A sealed memfd with the first `keep` bytes of `fd`, `size` bytes long. */
 static int sealed_copy(int fd, uint64_t keep, uint64_t size) {
@@ -91,7 +66,7 @@ static void test_impossible_indices(void) {
     conveyor_channel *holder = memfd_channel(2, 4);
     conveyor_channel *s = open_end_or_exit(holder, CONVEYOR_CHANNEL_SENDER, 1);
     conveyor_channel *r = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
-    view v = map_fd(conveyor_channel_fd(holder));
+    view v = map_fd(conveyor_channel_fd(holder), "channel_hostile");
     cv_channel_lane *lane = lane_of(v, 1);
     uint64_t word;
     uint32_t which = 99;
@@ -148,7 +123,7 @@ static void test_hostile_closed_and_owner_words(void) {
     conveyor_channel *holder = memfd_channel(2, 4);
     conveyor_channel *s = open_end_or_exit(holder, CONVEYOR_CHANNEL_SENDER, 0);
     conveyor_channel *r = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
-    view v = map_fd(conveyor_channel_fd(holder));
+    view v = map_fd(conveyor_channel_fd(holder), "channel_hostile");
     cv_channel_lane *lane = lane_of(v, 0);
     uint64_t word;
     uint32_t which;
@@ -167,7 +142,7 @@ static void test_hostile_closed_and_owner_words(void) {
     conveyor_channel *holder2 = memfd_channel(1, 2);
     conveyor_channel *s2 = open_end_or_exit(holder2, CONVEYOR_CHANNEL_SENDER, 0);
     conveyor_channel *r2 = open_end_or_exit(holder2, CONVEYOR_CHANNEL_RECEIVER, 0);
-    view v2 = map_fd(conveyor_channel_fd(holder2));
+    view v2 = map_fd(conveyor_channel_fd(holder2), "channel_hostile");
     CHECK_STATUS(conveyor_channel_send(s2, 1, 0), CONVEYOR_OK);
     CHECK_STATUS(conveyor_channel_send(s2, 2, 0), CONVEYOR_OK);
     uint64_t real = atomic_load(&header_of(v2)->recv_owner);
@@ -209,7 +184,7 @@ static void test_attach_validates(void) {
     conveyor_channel *holder = memfd_channel(4, 8);
     int fd = conveyor_channel_fd(holder);
     conveyor_channel *early = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
-    view v = map_fd(fd);
+    view v = map_fd(fd, "channel_hostile");
     cv_channel_header *hdr = header_of(v);
     cv_channel_header good;
     memcpy(&good, hdr, sizeof good);
@@ -317,7 +292,7 @@ static void test_attach_validates(void) {
 static void test_a_takeover_rings_the_sleeping_peer(void) {
     conveyor_channel *holder = memfd_channel(3, 4);
     int fd = conveyor_channel_fd(holder);
-    view v = map_fd(fd);
+    view v = map_fd(fd, "channel_hostile");
     cv_channel_header *hdr = header_of(v);
     atomic_store(&hdr->recv_sleeping, 1);
     uint32_t bell = atomic_load(&hdr->recv_doorbell);
@@ -351,7 +326,7 @@ static void test_hostile_pool(void) {
     CHECK_STATUS(conveyor_pool_create(&c, &pool), CONVEYOR_OK);
     if (!pool) return;
     int fd = conveyor_pool_fd(pool);
-    view v = map_fd(fd);
+    view v = map_fd(fd, "channel_hostile");
     cv_pool_header *hdr = (cv_pool_header *)v.base;
     cv_pool_header good;
     memcpy(&good, hdr, sizeof good);
@@ -460,7 +435,7 @@ static void test_random_garbage(void) {
         conveyor_channel *r = open_end_or_exit(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
         conveyor_channel *s[4];
         for (uint32_t l = 0; l < lanes; l++) s[l] = open_end_or_exit(holder, CONVEYOR_CHANNEL_SENDER, l);
-        view v = map_fd(conveyor_channel_fd(holder));
+        view v = map_fd(conveyor_channel_fd(holder), "channel_hostile");
         uint64_t *words[256];
         int n = 0;
         /* the receiver's lines 2-5 of the header, then each lane's 384 bytes */

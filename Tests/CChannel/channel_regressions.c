@@ -15,38 +15,13 @@
  * channel_hostile.c does. Tests wait for events (stats counters, statuses), never for a
  * sleep to be long enough. Built and run by scripts/test-c.
  */
-#include "channel_check.h"
-#include "../../CKernels/src/channel_layout.h"
+#include "hostile_view.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 static const char *program = "channel_regressions";
-
-typedef struct {
-    char *base;
-    size_t bytes;
-} view;
-
-static view map_fd(int fd) {
-    struct stat st;
-    view v = {NULL, 0};
-    CHECK(fstat(fd, &st) == 0);
-    v.bytes = (size_t)st.st_size;
-    v.base = mmap(NULL, v.bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    CHECK(v.base != MAP_FAILED);
-    if (v.base == MAP_FAILED) exit(finish(program));
-    return v;
-}
-
-static void unmap(view v) { munmap(v.base, v.bytes); }
-
-static cv_channel_header *header_of(view v) { return (cv_channel_header *)v.base; }
-
-static cv_channel_lane *lane_of(view v, uint32_t lane) {
-    return (cv_channel_lane *)(v.base + header_of(v)->lanes_offset) + lane;
-}
 
 static conveyor_channel *must_open(conveyor_channel *holder, int role, uint32_t lane) {
     conveyor_channel *end = open_end(holder, role, lane);
@@ -67,7 +42,7 @@ static void test_corrupt_lane_does_not_block(void) {
     conveyor_channel *s0 = must_open(holder, CONVEYOR_CHANNEL_SENDER, 0);
     conveyor_channel *s1 = must_open(holder, CONVEYOR_CHANNEL_SENDER, 1);
     conveyor_channel *r = must_open(holder, CONVEYOR_CHANNEL_RECEIVER, 0);
-    view v = map_fd(conveyor_channel_fd(holder));
+    view v = map_fd(conveyor_channel_fd(holder), program);
     atomic_store(&lane_of(v, 0)->send_head, 1000);  /* lane 0's sender is hostile */
     for (uint64_t i = 0; i < 3; i++)
         CHECK_STATUS(conveyor_channel_send(s1, lane_word(1, i), 0), CONVEYOR_OK);

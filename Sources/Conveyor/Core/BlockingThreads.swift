@@ -60,20 +60,15 @@ private final class ThreadCache: @unchecked Sendable {
         return true
     }
 
-    /// Starts a detached thread running `worker`; 0 or the error of `pthread_create`.
+    /// Starts a detached thread running `worker`; 0 or the error of `pthread_create`
+    /// (through ``Posix/Thread``, the package's one wrapper of it).
     static func spawn(_ worker: BlockingWorker) -> Int32 {
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(worker).toOpaque()
-        let status = pthread_create(&thread, &attributes, { context in
-            Unmanaged<BlockingWorker>.fromOpaque(context!).takeRetainedValue().main()
-            return nil
-        }, context)
-        if status != 0 { Unmanaged<BlockingWorker>.fromOpaque(context).release() }
-        return status
+        do throws(SystemCallError) {
+            try Posix.Thread.start { worker.main() }.detach()
+            return 0
+        } catch {
+            return error.errno
+        }
     }
 }
 

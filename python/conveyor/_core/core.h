@@ -7,7 +7,8 @@
  *
  * Files: module.c (PyInit, numpy cache, dtypes), errors.c (exception classes),
  * wait.c (sliced blocking waits), ring.c (RingHolder), side.c (Producer, Consumer),
- * frame.c (Frame, Loan), kernels.c (fill_uniform, program, sum).
+ * frame.c (Frame, Loan), kernels.c (fill_uniform, program, sum), pool.c (Pool,
+ * SlotBuffer), channel.c (Channel, ChannelEnd), process.c (die_with_parent).
  *
  * State is process-global (single-phase module init): the C core's settings are
  * process-wide too, and the types must stay reachable from Python subclasses, which
@@ -54,6 +55,8 @@ typedef struct cvpy_globals {
     PyTypeObject *consumer_type;
     PyTypeObject *frame_type;
     PyTypeObject *loan_type;
+    PyTypeObject *pool_type;
+    PyTypeObject *channel_type;
     /* numpy, imported at first use */
     PyObject *np_ndarray;       /* numpy.ndarray */
     PyObject *np_dtype;         /* numpy.dtype */
@@ -288,5 +291,27 @@ int cvpy_frame_init(PyObject *module);
 /* ---- kernels.c ----------------------------------------------------------------------- */
 
 int cvpy_kernels_init(PyObject *module);
+
+/* ---- pool.c: Pool and SlotBuffer; the argument helpers channel.c and process.c share -- */
+
+/* An int (or an object with __index__; never a bool) in min...max: 0 and *out, or -1 with
+ * InvalidArgument set, "<what> must be an int in <min>...<max>, not <value>" (a NULL value
+ * reads as None). */
+int cvpy_arg_u64(PyObject *value, const char *what, uint64_t min, uint64_t max,
+                 PyObject *desc, uint64_t *out);
+/* A backing (NULL: BACKING_MEMFD) and, for BACKING_NAMED, its str name: 0 with *backing
+ * and *name (UTF-8 owned by `name_obj`, NULL unless NAMED) set, or -1 with InvalidArgument
+ * set. */
+int cvpy_arg_backing(PyObject *backing_obj, PyObject *name_obj, int *backing, const char **name);
+
+int cvpy_pool_init(PyObject *module);
+
+/* ---- channel.c: Channel and ChannelEnd ------------------------------------------------ */
+
+int cvpy_channel_init(PyObject *module);
+
+/* ---- process.c: the module's thin system-call layer ----------------------------------- */
+
+int cvpy_process_init(PyObject *module);
 
 #endif /* CONVEYOR_PY_CORE_H */

@@ -304,8 +304,9 @@ static struct PyModuleDef cvpy_module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "conveyor._core",
     .m_doc = "The C extension behind the conveyor package: rings (RingHolder, Producer,\n"
-             "Consumer, Loan, Frame), their exceptions and the numeric kernels, over the C\n"
-             "core's conveyor.h. Use the package `conveyor`, not this module.",
+             "Consumer, Loan, Frame), pools and channels (Pool, SlotBuffer, Channel,\n"
+             "ChannelEnd, die_with_parent), their exceptions and the numeric kernels, over the\n"
+             "C core's conveyor.h. Use the package `conveyor`, not this module.",
     .m_size = -1,
     .m_methods = cvpy_module_methods,
 };
@@ -349,6 +350,12 @@ static int cvpy_add_constants(PyObject *module) {
         {"OP_DIV", CONVEYOR_OP_DIV},
         {"OP_MIN", CONVEYOR_OP_MIN},
         {"OP_MAX", CONVEYOR_OP_MAX},
+        {"CHANNEL_SENDER", CONVEYOR_CHANNEL_SENDER},
+        {"CHANNEL_RECEIVER", CONVEYOR_CHANNEL_RECEIVER},
+        {"CHANNEL_HOLDER", CONVEYOR_CHANNEL_HOLDER},
+        {"POOL_MAX_SLOTS", CONVEYOR_POOL_MAX_SLOTS},
+        {"CHANNEL_MAX_LANES", CONVEYOR_CHANNEL_MAX_LANES},
+        {"CHANNEL_MAX_CAPACITY", CONVEYOR_CHANNEL_MAX_CAPACITY},
     };
     for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
         if (cvpy_add_int(module, constants[i].name, constants[i].value) < 0) return -1;
@@ -372,7 +379,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (cvpy.msg_frame_readonly == NULL || cvpy.str_setflags == NULL || cvpy.kw_write_false == NULL || cvpy.empty_tuple == NULL ||
         cvpy_errors_init(module) < 0 || cvpy_holder_init(module) < 0 ||
         cvpy_side_init(module) < 0 || cvpy_frame_init(module) < 0 ||
-        cvpy_kernels_init(module) < 0 || cvpy_add_constants(module) < 0) {
+        cvpy_kernels_init(module) < 0 || cvpy_pool_init(module) < 0 ||
+        cvpy_channel_init(module) < 0 || cvpy_process_init(module) < 0 ||
+        cvpy_add_constants(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -82,13 +82,15 @@ struct SeedCommand: ParsableCommand {
         }
     }
 
-    /// The Python ports' rows, named python-<variant>. The numpy stages over Conveyor's
-    /// rings (python-conveyor-ring) are impl "python+conveyor": not one of the question's
-    /// answers, so not a candidate for "fastest Python".
+    /// The Python ports' rows, named python-<variant>. The ports over Conveyor's rings and
+    /// pipeline (python-conveyor-*) are impl "python+conveyor" and the iceoryx2 peer is
+    /// "python+iceoryx2": not among the question's answers, so not candidates for
+    /// "fastest Python".
     private func pythonRows(_ report: PythonBaselines.Report, table: [SeedRow], memcpyGBs: Double) -> [SeedRow] {
         let serial = table.first { $0.variant == "serial" }?.seconds
         return report.rows.map { r in
-            let impl = r.variant.hasPrefix("conveyor") ? "python+conveyor" : "python"
+            let impl = r.variant.hasPrefix("conveyor") ? "python+conveyor"
+                : r.variant == "iceoryx2" ? "python+iceoryx2" : "python"
             return SeedRow(variant: "python-" + r.variant, impl: impl, samples: r.samples, seconds: r.seconds,
                     msPerSample: r.ms_per_sample, samplesPerS: Double(r.samples) / r.seconds, gbPerS: nil,
                     memcpyGbPerS: memcpyGBs, speedupVsSerial: serial.map { $0 / r.seconds }, checksum: r.checksum)
@@ -123,6 +125,25 @@ struct SeedCommand: ParsableCommand {
         }
         if let r = seconds("python-conveyor-ring"), let q = seconds("python-mp-queue") {
             lines.append("python-conveyor-ring vs python-mp-queue: \(format(q / r, 1))x faster (target >= 15)")
+        }
+        if let d = seconds("python-conveyor-dropin"), let q = seconds("python-mp-queue") {
+            lines.append("python-conveyor-dropin vs python-mp-queue: \(format(q / d, 1))x faster (target >= 8)")
+        }
+        if let p = seconds("python-conveyor-pipeline") {
+            if let q = seconds("python-mp-queue") {
+                lines.append("python-conveyor-pipeline vs python-mp-queue: \(format(q / p, 1))x faster (target >= 15)")
+            }
+            if let i = seconds("python-iceoryx2") {
+                lines.append("python-conveyor-pipeline vs python-iceoryx2: \(format(i / p, 2))x faster (target >= 1.3)")
+            }
+        }
+        if let k = seconds("python-conveyor-kernels") {
+            if let q = seconds("python-mp-queue") {
+                lines.append("python-conveyor-kernels vs python-mp-queue: \(format(q / k, 1))x faster (target >= 40)")
+            }
+            if let f = seconds("pipeline-processes-fused") {
+                lines.append("python-conveyor-kernels / pipeline-processes-fused time: \(format(k / f, 2)) (target <= 1.3)")
+            }
         }
         let conveyor = table.filter { $0.impl == "conveyor" }.min { $0.seconds < $1.seconds }
         let python = table.filter { $0.impl == "python" }.min { $0.seconds < $1.seconds }

@@ -16,7 +16,16 @@ question's code and of its answers (Python 2 -> 3, nothing else changed in spiri
                       computes into a loaned slot of the next ring (np.multiply(x, x,
                       out=out)) from a read-only view of its input slot; nothing is copied
                       or pickled. Skipped, with a note on stderr, when conveyor is not
-                      importable.
+                      importable (as are the next three).
+  conveyor-dropin     the question's own code with only the import changed: `from conveyor
+                      import parallel_pipeline`; each yielded array is copied once into a slot
+  conveyor-pipeline   conveyor.Pipeline: numpy stages h(x, out) writing into their slots, one
+                      process per stage, the sum in the parent
+  conveyor-kernels    the same with Conveyor's kernels: fill_uniform, the fused program
+                      h+g+f in place, conveyor.sum (the Swift rows' data and checksum)
+  iceoryx2            the peer: the same pipeline over iceoryx2's Python bindings, zero copy,
+                      bounded, event waits (iceoryx2_pipeline.py); skipped with a note when
+                      iceoryx2 is not installed
   pool-arrays         answer 1: Pool.imap_unordered per sample, returning arrays
   pool-sums           answer 1: Pool.imap_unordered per sample, returning sums
   threads-per-sample  answer 1: worker threads, one whole sample each
@@ -46,33 +55,7 @@ except ImportError as error:
     conveyor = None
     CONVEYOR_MISSING = f"the conveyor package is not importable by {sys.executable} ({error})"
 
-SEED = 2016
-# h, g, f; out=None makes a new array, as the question's stages do; out=view writes into
-# a slot (the shared-memory and conveyor-ring variants).
-STAGES = (lambda x, out=None: np.multiply(x, x, out=out),
-          lambda x, out=None: np.multiply(x, 3, out=out),
-          lambda x, out=None: np.add(x, 1.0, out=out))
-
-
-def sample(i, shape, out=None):
-    """Sample i; with `out`, written into it (the same values: random(out=) fills as random(shape))."""
-    if out is None:
-        return np.random.default_rng([SEED, i]).random(shape)
-    return np.random.default_rng([SEED, i]).random(out=out)
-
-
-def final(i, shape):
-    x = sample(i, shape)
-    for stage in STAGES:
-        x = stage(x)
-    return x
-
-
-def checksum(sums):
-    total = 0.0
-    for i in range(len(sums)):
-        total += sums[i]
-    return total
+from seed_common import SEED, STAGES, checksum, final, sample  # noqa: E402,F401
 
 
 class End:
@@ -290,6 +273,65 @@ def conveyor_ring_pipeline(n, shape, buffer, workers):
     return checksum(sums)
 
 
+# ---- conveyor.Pipeline and the drop-in decorator: the same transport as Swift's ---------
+def conveyor_dropin(n, shape, buffer, workers):
+    """The question's own code, with `from conveyor import parallel_pipeline` as the only
+    change (and the data rule's xs): generator stages yielding new arrays, each copied
+    once into a slot."""
+    from conveyor import parallel_pipeline
+
+    @parallel_pipeline(buffer)
+    def f(xs):
+        for x in xs:
+            yield x + 1.0
+
+    @parallel_pipeline(buffer)
+    def g(xs):
+        for x in xs:
+            yield x * 3
+
+    @parallel_pipeline(buffer)
+    def h(xs):
+        for x in xs:
+            yield x * x
+
+    def xs():
+        for i in range(n):
+            yield sample(i, shape)
+
+    rs = f(g(h(xs())))
+    return checksum([float(r.sum()) for r in rs])
+
+
+def conveyor_pipeline(n, shape, buffer, workers):
+    """conveyor.Pipeline with numpy stages writing into their slots (h(x, out)), one
+    process per stage, the sum in this one."""
+    pipe = conveyor.Pipeline(lambda i, out: sample(i, shape, out=out), count=n, shape=shape,
+                             buffer=buffer)
+    for name, stage in zip("hgf", STAGES):
+        pipe = pipe.stage(stage, name=name)
+    sums = []
+    pipe.run(lambda _, x: sums.append(float(x.sum())))
+    return checksum(sums)
+
+
+def conveyor_kernels(n, shape, buffer, workers):
+    """The same pipeline on Conveyor's kernels: fill (its counter-based generator, the
+    Swift rows' data), the fused program h+g+f in place, the compensated sum."""
+    program = conveyor.kernel_stage([("square",), ("mul", 3.0), ("add", 1.0)])
+    pipe = (conveyor.Pipeline(lambda i, out: conveyor.fill_uniform(out, SEED, i), count=n,
+                              shape=shape, buffer=buffer)
+            .stage(program, name="h+g+f"))
+    sums = []
+    pipe.run(lambda _, x: sums.append(conveyor.sum(x)))
+    return checksum(sums)
+
+
+def iceoryx2(n, shape, buffer, workers):
+    from iceoryx2_pipeline import iceoryx2_pipeline
+    return iceoryx2_pipeline(n, shape, buffer, workers)
+
+
 # ---- answer 1: parallelize samples, not functions ---------------------------------------
 def final_indexed(args):
     i, shape = args
@@ -352,10 +394,24 @@ VARIANTS = {
     "array-queue": array_queue,
     "shared-memory": shared_memory_pipeline,
     "conveyor-ring": conveyor_ring_pipeline,
+    "conveyor-dropin": conveyor_dropin,
+    "conveyor-pipeline": conveyor_pipeline,
+    "conveyor-kernels": conveyor_kernels,
+    "iceoryx2": iceoryx2,
     "pool-arrays": pool_arrays,
     "pool-sums": pool_sums,
     "threads-per-sample": threads_per_sample,
 }
+
+
+def missing(name):
+    """Why variant `name` cannot run here, or None."""
+    if name.startswith("conveyor-") and conveyor is None:
+        return CONVEYOR_MISSING
+    if name == "iceoryx2":
+        from iceoryx2_pipeline import ICEORYX2_MISSING
+        return ICEORYX2_MISSING
+    return None
 
 
 def main():
@@ -378,9 +434,10 @@ def main():
     shape = (args.rows, args.cols)
     rows, skipped = [], []
     for name in chosen:
-        if name == "conveyor-ring" and conveyor is None:
-            skipped.append({"variant": name, "reason": CONVEYOR_MISSING})
-            print(f"python {name:20s} skipped: {CONVEYOR_MISSING}", file=sys.stderr, flush=True)
+        reason = missing(name)
+        if reason:
+            skipped.append({"variant": name, "reason": reason})
+            print(f"python {name:20s} skipped: {reason}", file=sys.stderr, flush=True)
             continue
         start = time.perf_counter()
         total = VARIANTS[name](args.samples, shape, args.buffer, args.workers)

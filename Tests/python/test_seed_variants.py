@@ -16,11 +16,22 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "Benchmarks", "python", "seed_variants.py")
 VARIANTS = ["serial", "mp-queue", "threads-pipeline", "array-queue", "shared-memory", "conveyor-ring",
+            "conveyor-dropin", "conveyor-pipeline", "conveyor-kernels", "iceoryx2",
             "pool-arrays", "pool-sums", "threads-per-sample"]
-# conveyor-ring runs only where the conveyor package is importable (the virtualenv of
-# scripts/test-python); elsewhere it is skipped with a note.
+# The conveyor-* ports run only where the conveyor package is importable (the virtualenv
+# of scripts/test-python), the iceoryx2 peer only where iceoryx2 is; elsewhere each is
+# skipped with a note.
 HAVE_CONVEYOR = subprocess.run([sys.executable, "-c", "import conveyor"], capture_output=True).returncode == 0
-EXPECTED = [v for v in VARIANTS if HAVE_CONVEYOR or v != "conveyor-ring"]
+HAVE_ICEORYX2 = subprocess.run([sys.executable, "-c", "import iceoryx2"], capture_output=True).returncode == 0
+
+
+def available(variant):
+    if variant.startswith("conveyor-"):
+        return HAVE_CONVEYOR
+    return HAVE_ICEORYX2 if variant == "iceoryx2" else True
+
+
+EXPECTED = [v for v in VARIANTS if available(v)]
 
 
 def run(*args, env=None):
@@ -36,17 +47,27 @@ class SeedVariantsTest(unittest.TestCase):
         report = json.loads(done.stdout)
         names = [r["variant"] for r in report["rows"]]
         self.assertEqual(names, EXPECTED)
-        self.assertEqual([s["variant"] for s in report["skipped"]], [] if HAVE_CONVEYOR else ["conveyor-ring"])
+        self.assertEqual([s["variant"] for s in report["skipped"]], [v for v in VARIANTS if not available(v)])
         # The checksum rule, computed here independently: sample i from default_rng([2016, i]),
         # h, g, f, per-sample sums added in sample order.
         expected = 0.0
         for i in range(samples):
             x = np.random.default_rng([2016, i]).random((rows, cols))
             expected += float(((x * x) * 3 + 1.0).sum())
+        # conveyor-kernels computes on Conveyor's own generator and sum (the Swift rows' data).
+        kernels = None
+        if HAVE_CONVEYOR:
+            import conveyor
+            kernels = 0.0
+            for i in range(samples):
+                x = np.empty((rows, cols))
+                conveyor.fill_uniform(x, 2016, i)
+                kernels += conveyor.sum(conveyor.apply(x, [("square",), ("mul", 3.0), ("add", 1.0)]))
         for row in report["rows"]:
             self.assertEqual(row["samples"], samples)
             self.assertGreater(row["seconds"], 0)
-            self.assertEqual(row["checksum"], expected, row["variant"])
+            want = kernels if row["variant"] == "conveyor-kernels" else expected
+            self.assertEqual(row["checksum"], want, row["variant"])
 
     def test_bad_arguments_are_refused_with_a_message(self):
         for args in (["--samples", "0"], ["--variants", "serial,nope"]):
@@ -58,7 +79,9 @@ class SeedVariantsTest(unittest.TestCase):
         # Every variant that uses processes, so every kind of entry they could leave counts.
         before = set(os.listdir("/dev/shm"))
         done = run("--samples", "3", "--rows", "4", "--cols", "5",
-                   "--variants", "mp-queue,array-queue,shared-memory,conveyor-ring,pool-arrays,pool-sums",
+                   "--variants", ",".join(v for v in ["mp-queue", "array-queue", "shared-memory", "conveyor-ring",
+                                                      "conveyor-dropin", "conveyor-pipeline", "conveyor-kernels",
+                                                      "pool-arrays", "pool-sums"] if available(v)),
                    "--json", "-")
         self.assertEqual(done.returncode, 0, done.stderr)
         # Every new entry counts, whatever its name, except one that names a process still

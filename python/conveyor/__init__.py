@@ -24,6 +24,14 @@ itself; a Producer, Consumer, Loan or frame it inherits stays its parent's (call
 raise WrongRole there, and its death there changes nothing). Spawned processes get the
 Ring pickled by multiprocessing, unrelated ones attach a named ring by name.
 
+Pipelines. conveyor.Pipeline(source, ...).stage(h).stage(g)... runs each stage in its
+own process over shared-memory slot pools and channels (the C core's, as Swift's
+Pipeline does): stages read their input in place and write their output into a slot,
+nothing is pickled; run(reduce, initial) or iterate the results in order. For the
+question's own generator code, `from conveyor import parallel_pipeline` is a drop-in
+for its decorator. Failures raise StageFailed / StageDied (PipelineError) naming the
+stage and item.
+
 Errors are classes per C status under ConveyorError (.status, .name), e.g. PeerDied,
 Timeout (also a TimeoutError), EndOfStream, RingCorrupt, InvalidArgument (also a
 ValueError). Blocking calls release the GIL and wake for signals every 20 ms.
@@ -57,11 +65,26 @@ from ._core import (
 )
 from ._kernels import apply, fill_uniform, get_threads, has_openmp, set_threads, sum
 from ._ring import Consumer, Frame, Loan, Producer, Ring
+from ._pipeline import (
+    KernelStage,
+    Pipeline,
+    PipelineDefinitionError,
+    PipelineError,
+    PipelineRun,
+    PipelineStats,
+    StageDied,
+    StageFailed,
+    StageStats,
+    kernel_stage,
+    parallel_pipeline,
+)
 
 __version__ = "0.5.0"
 
 __all__ = [
     "Ring", "Producer", "Consumer", "Loan", "Frame",
+    "Pipeline", "PipelineRun", "PipelineStats", "StageStats", "kernel_stage", "KernelStage",
+    "parallel_pipeline", "PipelineError", "StageFailed", "StageDied", "PipelineDefinitionError",
     "fill_uniform", "apply", "sum", "set_threads", "get_threads", "has_openmp",
     "ConveyorError", "NullPointer", "InvalidArgument", "SizeOverflow", "Misaligned",
     "Overlap", "TooLarge", "Unsupported", "OutOfMemory", "Timeout", "EndOfStream", "Closed",

@@ -1,0 +1,12 @@
+"""conveyor's pipeline: Pipeline, kernel_stage, parallel_pipeline and their errors and
+statistics (see Pipeline's documentation)."""
+
+from .dropin import parallel_pipeline
+from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
+from .pipeline import Pipeline, PipelineRun
+from .stages import KernelStage, kernel_stage
+from .stats import PipelineStats, StageStats
+
+__all__ = ["Pipeline", "PipelineRun", "PipelineStats", "StageStats", "kernel_stage", "KernelStage",
+           "parallel_pipeline", "PipelineError", "StageFailed", "StageDied",
+           "PipelineDefinitionError"]

@@ -1,0 +1,56 @@
+"""The pipeline's exceptions: what went wrong, in which stage, on which item.
+
+Every one is a ConveyorError (so ``except conveyor.ConveyorError`` catches a pipeline's
+failures with the rings'), and a PipelineError with these attributes:
+
+- ``stage``: the stage's name ("source", "h", "sink"...), or None for the whole run;
+- ``replica``: which copy of the stage (0 for a stage without replicas), or None;
+- ``item``: the item it was working on (its index in the stream), or None.
+"""
+
+from .._core import ConveyorError
+
+__all__ = ["PipelineError", "StageFailed", "StageDied", "PipelineDefinitionError"]
+
+
+class PipelineError(ConveyorError):
+    """A pipeline run failed; see the subclasses. Raised by Pipeline.run and by
+    iterating Pipeline.results(); when it reaches you, every stage process has been
+    stopped and reaped and the run's shared memory is gone."""
+
+    status = None
+    name = "PIPELINE"
+
+    def __init__(self, message, *, stage=None, replica=None, item=None):
+        super().__init__(message)
+        self.stage = stage
+        self.replica = replica
+        self.item = item
+
+
+class StageFailed(PipelineError):
+    """A stage raised an exception, or broke the pipeline's rules (an array of the wrong
+    shape or dtype, a view of a slot kept after returning). ``exception_type`` is the
+    remote exception's class name ("ZeroDivisionError"), ``remote_traceback`` its
+    formatted traceback from the stage's process (also at the end of the message)."""
+
+    def __init__(self, message, *, stage, replica, item, exception_type, remote_traceback):
+        super().__init__(message, stage=stage, replica=replica, item=item)
+        self.exception_type = exception_type
+        self.remote_traceback = remote_traceback
+
+
+class StageDied(PipelineError):
+    """A stage's process ended without reporting: killed by a signal (``signal`` is its
+    name, e.g. "SIGKILL", ``exitcode`` is minus its number) or exited with a status of
+    its own (``os._exit(1)`` in a stage: ``signal`` is None, ``exitcode`` the status)."""
+
+    def __init__(self, message, *, stage, replica, item, signal, exitcode):
+        super().__init__(message, stage=stage, replica=replica, item=item)
+        self.signal = signal
+        self.exitcode = exitcode
+
+
+class PipelineDefinitionError(PipelineError, ValueError):
+    """The pipeline cannot run as defined: a bad shape, dtype, replica count, buffer,
+    start method, stage or source, found before any process starts. Also a ValueError."""

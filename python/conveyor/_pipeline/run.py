@@ -1,0 +1,303 @@
+"""A run in the parent: it starts the stage processes, is the sink (results come to it
+in order, as read-only views of the last stage's slots), watches the processes, and
+stops and reaps all of them, whatever happens.
+
+Failure: the run notices a stage process that ended badly when the sink's wait slice
+(50 ms) runs out or a channel reports a dead peer. It then kills every other stage process
+(SIGKILL: they hold nothing that needs cleaning, and their shared memory is unnamed),
+reaps them all, and raises the root cause: the earliest failure a stage reported
+(StageFailed, with its traceback), else a stage that died by a signal or exited on its
+own (StageDied). A Ctrl-C, an exception in your loop or reduce, or leaving the loop early
+(close(), the end of a ``with`` block, garbage collection) stops the run the same way.
+"""
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+from .. import _core
+from .._core import EndOfStream, PeerDied
+from .control import BUSY, IN_WAIT, ITEMS
+from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
+from .plan import decode, encode
+from .stats import PipelineStats, StageStats
+from .stages import dtype_code
+from .transport import RunTransport
+from .worker import FAILED, STOPPED, StageRuleError, child_main
+
+__all__ = ["Results"]
+
+_SLICE = 0.05  # seconds the sink waits before it looks at the stage processes
+_now = time.perf_counter_ns
+
+
+class Results:
+    """The results of a running pipeline, in order: an iterator of read-only numpy
+    arrays (views of the last stage's slots, zero copy) and a context manager.
+
+    A result keeps its slot until the array and every view of it are gone; slots go back
+    in order. Holding the previous result while asking for the next (``for x in
+    results``) is fine; holding more than ``buffer`` results stops the pipeline, which
+    raises PipelineError instead of waiting forever: copy what you keep (``np.array(x)``).
+    Once the stream ended, views may be kept for as long as you like.
+
+    ``stats`` (PipelineStats) is set when the run ended. ``close()`` (or leaving the
+    ``with`` block, or dropping the iterator) before the end stops every stage process.
+    Iterating raises StageFailed / StageDied when a stage fails, after stopping the run.
+    """
+
+    def __init__(self, plan, start):
+        self.plan = plan
+        self.start_method = start
+        self.stats = None
+        self._procs = []
+        self._killed = set()
+        self._held = []           # [item, slot, exporter] of results not given back
+        self._next = 0
+        self._done = False
+        self._transport = RunTransport(plan)
+        self._ends = None
+        try:
+            self._ends = self._transport.open_ends(plan.sink, 0)
+            last = plan.sink - 1
+            self._pool = self._transport.pools[plan.owner[last]]
+            self._owner_r = plan.replicas[plan.owner[last]]
+            self._owner_s = plan.per_replica[plan.owner[last]]
+            self._lanes = plan.replicas[last]
+            shape, dt = plan.item_layout(last)
+            self._shape, self._code = shape, dtype_code(dt)
+            self._busy = self._in_wait = 0
+            self._returned_at = None
+            self._t0 = time.perf_counter()
+            self._launch()
+        except BaseException:
+            self._stop()
+            raise
+
+    # ---- processes -------------------------------------------------------------------
+
+    def _launch(self):
+        context = multiprocessing.get_context(self.start_method)
+        parent = os.getpid()
+        # Stage processes ignore Ctrl-C (the run stops them); SIGINT stays blocked from the
+        # fork until the child has set that up, so none can catch it half-started.
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        try:
+            for worker, (n, k) in enumerate(self.plan.workers()):
+                name = self.plan.node_name(n)
+                proc = context.Process(target=child_main, name=f"conveyor:{name}:{k}",
+                                       args=(self._transport, n, k, worker, parent))
+                try:
+                    proc.start()
+                except Exception as error:  # pickling for spawn, or fork itself
+                    if self.start_method == "spawn" and "pickle" in f"{type(error).__name__} {error}".lower():
+                        raise PipelineDefinitionError(
+                            f"stage '{name}' cannot be sent to a spawned process ({error}); define "
+                            "it at module level, or use start='fork'") from error
+                    raise PipelineError(f"could not start stage '{name}': {error}", stage=name) from error
+                self._procs.append((n, k, worker, proc))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def _check_stages(self):
+        """Raises the run's failure if a stage process ended badly."""
+        for _, _, _, proc in self._procs:
+            if proc.exitcode not in (None, 0):
+                self._fail()
+
+    def _fail(self, cause=None):
+        """Stops every stage, reaps them, and raises the root cause."""
+        self._kill_and_reap()
+        error = self._root_cause()
+        self._release_transport()
+        raise error from cause
+
+    def _root_cause(self):
+        control = self._transport.control
+        reported = []
+        for n, k, worker, proc in self._procs:
+            if proc.exitcode == FAILED:
+                failure = control.failure(worker)
+                if failure is not None:
+                    reported.append((failure[0], n, k, failure[1]))
+        if reported:
+            _, n, k, report = min(reported, key=lambda r: r[0])
+            name = self.plan.node_name(n)
+            item = report.get("item")
+            kind = report.get("type", "Exception")
+            where = f"stage '{name}'" + (f" (replica {k})" if self.plan.replicas[n] > 1 else "")
+            on = f" on item {item}" if item is not None else ""
+            trace = report.get("traceback", "")
+            return StageFailed(f"{where} raised {kind}{on}: {report.get('message', '')}\n\n"
+                               f"Remote traceback (process of {where}):\n{trace}",
+                               stage=name, replica=k, item=item, exception_type=kind,
+                               remote_traceback=trace)
+        for n, k, worker, proc in self._procs:
+            code = proc.exitcode
+            if code in (None, 0, STOPPED) or proc.pid in self._killed and code == -signal.SIGKILL:
+                continue
+            name = self.plan.node_name(n)
+            item = control.current_item(worker)
+            where = f"stage '{name}'" + (f" (replica {k})" if self.plan.replicas[n] > 1 else "")
+            on = f" on item {item}" if item is not None else " before its first item"
+            if code < 0:
+                try:
+                    sig = signal.Signals(-code).name
+                except ValueError:
+                    sig = f"signal {-code}"
+                return StageDied(f"{where} was killed by {sig}{on}", stage=name, replica=k,
+                                 item=item, signal=sig, exitcode=code)
+            return StageDied(f"{where} exited with status {code}{on} without reporting an error",
+                             stage=name, replica=k, item=item, signal=None, exitcode=code)
+        return PipelineError("the pipeline stopped: a stage lost its peer, and no stage "
+                             "reported why")
+
+    def _kill_and_reap(self):
+        for _, _, _, proc in self._procs:
+            if proc.exitcode is None:
+                self._killed.add(proc.pid)
+                proc.kill()
+        for _, _, _, proc in self._procs:
+            proc.join()
+
+    def _stop(self):
+        """Kills and reaps every stage process still running; frees the shared memory."""
+        self._kill_and_reap()
+        self._release_transport()
+
+    def _release_transport(self):
+        self._done = True
+        # Every process is reaped by now; close() frees its sentinel pipe (exit codes and
+        # counters were read before this).
+        for _, _, _, proc in self._procs:
+            proc.close()
+        self._procs = []
+        if self._ends is not None:
+            self._ends.destroy()
+            self._ends = None
+        self._held.clear()
+        self._transport.close()
+
+    # ---- the sink ----------------------------------------------------------------------
+
+    def __iter__(self):
+        return self
+
+    def _give_back(self, everything=False):
+        held = self._held
+        back = self._ends.back
+        while held and (everything or sys.getrefcount(held[0][2]) <= 2):
+            item, slot, _ = held.pop(0)
+            back[item % self._owner_r].send(encode(item, slot))
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        now = _now()
+        if self._returned_at is not None:
+            self._busy += now - self._returned_at
+        try:
+            return self._receive(now)
+        except StopIteration:
+            raise
+        except (PeerDied, EndOfStream) as error:
+            self._fail(error)
+        except BaseException:
+            if not self._done:
+                self._stop()
+            raise
+
+    def _receive(self, t0):
+        t = self._next
+        self._give_back()
+        earlier = t - self._owner_s * self._owner_r
+        if self._held and self._held[0][0] <= earlier:
+            raise PipelineError(
+                f"{len(self._held)} results (from item {self._held[0][0]}) are still alive while "
+                f"item {t} is asked for: the last stage needs their slots for new items. Copy "
+                "what you keep (np.array(x)), or raise buffer=", item=t)
+        while True:
+            try:
+                word = self._ends.input.receive(t % self._lanes, _SLICE)
+            except EndOfStream:
+                self._finish()
+                raise StopIteration from None
+            if word is not None:
+                break
+            self._check_stages()
+        item, slot = decode(word)
+        replica = t % self._owner_r
+        if item != t or slot // self._owner_s != replica or slot >= self._pool.slot_count:
+            self._stop()
+            raise PipelineError(f"protocol error at the sink: expected item {t} in a slot of "
+                                f"replica {replica}, received item {item} in slot {slot}", stage="sink", item=t)
+        frame = self._pool.frame(slot)
+        if frame != (self._code, self._shape, t):
+            self._stop()
+            raise PipelineError(f"protocol error at the sink: slot {slot} holds {frame}, expected "
+                                f"{(self._code, self._shape, t)}", stage="sink", item=t)
+        x = self._pool.array(slot, self._code, self._shape, False)
+        self._held.append([t, slot, x.base])
+        self._next = t + 1
+        self._returned_at = _now()
+        self._in_wait += self._returned_at - t0
+        return x
+
+    def _finish(self):
+        """End of stream: every item arrived. Gives the last slots back, waits for the
+        stages to leave, and computes the statistics."""
+        seconds = time.perf_counter() - self._t0
+        self._give_back(everything=True)
+        self._ends.finish()
+        for _, _, _, proc in self._procs:
+            while proc.exitcode is None:
+                proc.join(_SLICE)
+                self._check_stages()
+        self._check_stages()
+        expected = self.plan.expected_items()
+        if expected is not None and self._next != expected:
+            self._fail()
+        self.stats = self._statistics(seconds)
+        self._release_transport()
+
+    def _statistics(self, seconds):
+        control = self._transport.control
+        per_node = {}
+        for n, _, worker, _ in self._procs:
+            items, busy, in_wait, out_wait = control.counters(worker)
+            acc = per_node.setdefault(n, [0, 0.0, 0.0, 0.0])
+            acc[0] += items
+            acc[1] += busy
+            acc[2] += in_wait
+            acc[3] += out_wait
+        stages = []
+        for n in range(self.plan.sink):
+            items, busy, in_wait, out_wait = per_node.get(n, [0, 0.0, 0.0, 0.0])
+            stages.append(StageStats(self.plan.node_name(n), self.plan.replicas[n], items, busy,
+                                     in_wait, out_wait, seconds))
+        stages.append(StageStats("sink", 1, self._next, self._busy / 1e9, self._in_wait / 1e9,
+                                 0.0, seconds))
+        return PipelineStats(stages, seconds, self._transport.nbytes, self.start_method)
+
+    # ---- lifetime ----------------------------------------------------------------------
+
+    def close(self):
+        """Stops the run if it is still going (kills and reaps every stage process); a
+        no-op once it ended. Results already received stay readable."""
+        if not self._done:
+            self._stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - nothing to report to at collection
+            pass

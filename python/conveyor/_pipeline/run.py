@@ -3,7 +3,8 @@ in order, as read-only views of the last stage's slots), watches the processes, 
 stops and reaps all of them, whatever happens.
 
 Failure: the run notices a stage process that ended badly when the sink's wait slice
-(50 ms) runs out or a channel reports a dead peer. It then kills every other stage process
+(50 ms) runs out or a channel reports a dead peer. It gives the stage processes a second
+to end by themselves (the others stop once they see a dead peer), kills what is left
 (SIGKILL: they hold nothing that needs cleaning, and their shared memory is unnamed),
 reaps them all, and raises the root cause: the earliest failure a stage reported
 (StageFailed, with its traceback), else a stage that died by a signal or exited on its
@@ -12,24 +13,24 @@ own (StageDied). A Ctrl-C, an exception in your loop or reduce, or leaving the l
 """
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
 import time
 
-from .. import _core
 from .._core import EndOfStream, PeerDied
-from .control import BUSY, IN_WAIT, ITEMS
 from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
 from .plan import decode, encode
 from .stats import PipelineStats, StageStats
 from .stages import dtype_code
 from .transport import RunTransport
-from .worker import FAILED, STOPPED, StageRuleError, child_main
+from .worker import STOPPED, child_main
 
 __all__ = ["Results"]
 
 _SLICE = 0.05  # seconds the sink waits before it looks at the stage processes
+_GRACE = 1.0   # seconds failed and stopping stages get to end by themselves
 _now = time.perf_counter_ns
 
 
@@ -109,6 +110,7 @@ class Results:
 
     def _fail(self, cause=None):
         """Stops every stage, reaps them, and raises the root cause."""
+        self._await_exits(_GRACE)
         self._kill_and_reap()
         error = self._root_cause()
         self._release_transport()
@@ -118,7 +120,9 @@ class Results:
         control = self._transport.control
         reported = []
         for n, k, worker, proc in self._procs:
-            if proc.exitcode == FAILED:
+            # A report counts whatever the exit status: its process may have been killed
+            # after writing it (the report's last word is written last).
+            if proc.exitcode is not None:
                 failure = control.failure(worker)
                 if failure is not None:
                     reported.append((failure[0], n, k, failure[1]))
@@ -153,6 +157,20 @@ class Results:
                              stage=name, replica=k, item=item, signal=None, exitcode=code)
         return PipelineError("the pipeline stopped: a stage lost its peer, and no stage "
                              "reported why")
+
+    def _await_exits(self, seconds):
+        """Waits up to `seconds` for the stage processes to end by themselves, as they do
+        after a failure: the failed one exits once its report is written, the others
+        once they see it gone (a dead peer). Killing them at once could cut a report
+        short; a stage busy in its own code for longer is killed."""
+        deadline = time.monotonic() + seconds
+        running = [proc for _, _, _, proc in self._procs if proc.exitcode is None]
+        while running:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            multiprocessing.connection.wait([proc.sentinel for proc in running], left)
+            running = [proc for proc in running if proc.exitcode is None]
 
     def _kill_and_reap(self):
         for _, _, _, proc in self._procs:

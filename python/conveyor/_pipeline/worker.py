@@ -19,7 +19,6 @@ finds the root cause elsewhere). A failing worker exits without closing its lane
 peers see a dead peer, never a clean end of stream.
 """
 
-import os
 import signal
 import sys
 import time
@@ -217,6 +216,8 @@ class Worker:
         body, shape, fill = stage.body, stage.shape, stage.kind == SOURCE_FILL
         while True:
             t0 = _now()
+            if stage.kind == SOURCE_ITER:
+                self.begin(self.written)  # an iterator that raises fails this item
             try:
                 t, value = next(numbered)  # first: a free slot taken is a return consumed
             except StopIteration:
@@ -293,7 +294,6 @@ class Worker:
             except StopIteration:
                 break
             t1 = _now()
-            self.begin(t)
             slot = self.take_free_slot()
             t2 = _now()
             out = self.out_pool.array(slot, self.out_code, shape, True)
@@ -347,6 +347,8 @@ class _Inputs:
         if slot is None:
             self.ended = True
             raise StopIteration
+        # A generator stage's failures name the input it was handed last.
+        w.begin(t)
         x = w.in_pool.array(slot, w.in_code, w.in_shape, False)
         w.held.append([t, slot, x.base])
         self.next_item = t + 1

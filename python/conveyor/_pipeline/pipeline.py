@@ -155,15 +155,12 @@ class Pipeline:
         """Starts a run and returns its Results: an iterator of the final arrays in order
         (read-only views, zero copy) and a context manager that stops the run when left.
         Raises PipelineDefinitionError, StageFailed, StageDied while iterating."""
-        return self._start_run(buffer, start, sink_holds_one=True)
-
-    def _start_run(self, buffer, start, sink_holds_one):
         buffer = self._buffer if buffer is None else _check_buffer(buffer)
         start = self._start if start is None else _check_start(start)
         if start == "spawn" and isinstance(self._stages[0].body, _Prepend):
             raise PipelineDefinitionError("this source was read here to learn its shape and can "
                                           "only continue in a forked process: use start='fork'")
-        return Results(RunPlan(self._stages, buffer, sink_holds_one), start)
+        return Results(RunPlan(self._stages, buffer), start)
 
     def __iter__(self):
         """``for x in pipeline``: results() with the pipeline's buffer and start."""
@@ -176,7 +173,7 @@ class Pipeline:
         ``result`` and ``stats``. Raises as results() does; an exception in reduce stops
         the run and propagates."""
         accumulated = initial
-        with self._start_run(buffer, start, sink_holds_one=False) as results:
+        with self.results(buffer=buffer, start=start) as results:
             for x in results:
                 if reduce is not None:
                     accumulated = reduce(accumulated, x)

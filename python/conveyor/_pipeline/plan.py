@@ -16,13 +16,9 @@ lane (its own replica) of the owner replica's return channel, once it is done wi
 In order: replica j's item t (its ordinal t // r) reuses the slot of item t - S*r, so a
 producing worker knows which word comes back next and where.
 
-S = buffer (the stage's own, if it declared one), plus one where the reader holds one
-item while it asks for the next: the sink of a results() iteration (``for x in results``
-keeps the previous x bound) and a generator stage (its ``for x in xs`` does the same).
-Without that slot a buffer of 1 would stop such a loop. Pipeline.run drops each item
-before it takes the next, so its sink needs none: the slots that cycle stay as few as
-the buffer says, which matters when they must fit in the last-level cache (4 slots of
-8 MB do not fit a 32 MB L3; 3 do).
+S = buffer (the stage's own, if it declared one), plus one where the reader holds one item while it asks for the next (the sink's
+``for x in results`` keeps the previous x bound, and so does a generator stage's
+``for x in xs``): without that slot a buffer of 1 would stop such a loop.
 """
 
 from .stages import KERNEL, STREAM
@@ -49,7 +45,7 @@ def decode(word):
 class RunPlan:
     """The nodes of a run and the arithmetic of their slots and channels."""
 
-    def __init__(self, stages, buffer, sink_holds_one=True):
+    def __init__(self, stages, buffer):
         self.stages = stages                    # source first; the sink is not a Stage
         self.buffer = buffer
         self.sink = len(stages)                 # index of the sink node
@@ -66,7 +62,7 @@ class RunPlan:
         self.per_replica = [None] * len(writes)
         for h, m in enumerate(self.reader):
             if m is not None:
-                holds_one = (m == self.sink and sink_holds_one) or (m < self.sink and stages[m].kind == STREAM)
+                holds_one = m == self.sink or stages[m].kind == STREAM
                 own = stages[h].buffer or buffer
                 self.per_replica[h] = own + (1 if holds_one else 0)
 

@@ -82,9 +82,10 @@ def open_fds():
 
 
 #: /dev/shm names other programs on this machine make while the tests run: Python's
-#: multiprocessing.shared_memory (psm_..., the benchmarks; the package never uses it)
-#: and the C, Swift and pytest suites' names, which carry the pid of their maker.
-_FOREIGN = re.compile(r"psm_[0-9a-f]+$|(?:cvpy|conveyor-[a-z-]+?)-(\d+)")
+#: multiprocessing.shared_memory (psm_..., the benchmarks; the package never uses it),
+#: iceoryx2's (iox2..., the benchmarks' peer), and the C, Swift and pytest suites' names,
+#: which carry the pid of their maker.
+_FOREIGN = re.compile(r"psm_[0-9a-f]+$|iox2|(?:cvpy|conveyor-[a-z-]+?)-(\d+)")
 _KMP = re.compile(r"__KMP_REGISTERED_LIB_(\d+)")
 
 
@@ -92,15 +93,51 @@ def shm_names():
     return set(os.listdir("/dev/shm"))
 
 
+def _descendants(pid):
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            children = child_pids(p)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        todo.extend(children - found)
+        found |= children
+    return found
+
+
+def _held_by_others(name, ours):
+    """Whether a process outside `ours` has /dev/shm/<name> open or mapped: then it is
+    that process's (another test run or benchmark on this machine), not a leak of ours."""
+    path = "/dev/shm/" + name
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) in ours:
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(path):
+                    return True
+            with open(f"/proc/{pid}/maps") as maps:
+                if path in maps.read():
+                    return True
+        except OSError:  # it ended meanwhile, or is not ours to read
+            continue
+    return False
+
+
 def new_shm_names(before, ours=()):
-    """Names in /dev/shm now that were not in `before`, except those other programs made
-    (see _FOREIGN): a name with a pid counts when the pid is this process's or in `ours`."""
+    """Names in /dev/shm now that were not in `before`, except those other programs made:
+    a known foreign kind (see _FOREIGN; one with a pid counts when the pid is this
+    process's or in `ours`), or one that a process outside this one's tree holds."""
     mine = {os.getpid(), *ours}
     new = set()
     for name in shm_names() - before:
         match = _FOREIGN.match(name) or _KMP.match(name)
         if match is None or (match.lastindex and int(match.group(1)) in mine):
             new.add(name)
+    if new:
+        tree = mine | _descendants(os.getpid())
+        new = {name for name in new if not _held_by_others(name, tree)}
     return new
 
 

@@ -15,6 +15,7 @@ import multiprocessing.resource_tracker
 import os
 import select
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -97,4 +98,7 @@ def main(start):
 
 
 if __name__ == "__main__":
+    # What a program at a terminal has; a shell may start a background job with SIGINT
+    # ignored, and Python then installs no handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main(sys.argv[1])

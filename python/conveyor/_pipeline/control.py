@@ -9,7 +9,10 @@ own. So there is no concurrent access and nothing to order: no atomics here.
 
 Words: 0 items done, 1 busy ns, 2 input-wait ns, 3 output-wait ns, 4 current item + 1
 (0: none yet), 5 failure time (CLOCK_MONOTONIC ns, system-wide; 0: no failure),
-6 length of the report in the message area. The report is JSON: the exception's type,
+6 length of the report in the message area, 7 nonzero once a generator stage ended
+before its input did (its upstream then stops as STOPPED; the parent reads this word
+after reaping those upstream processes, which could only see the stage's ends go after
+it was written). The report is JSON: the exception's type,
 message and formatted traceback, and the item.
 """
 
@@ -24,7 +27,7 @@ __all__ = ["ControlBlock"]
 
 WORDS = 8
 MESSAGE = 16384
-ITEMS, BUSY, IN_WAIT, OUT_WAIT, CURRENT, FAILED_AT, REPORT_LEN = range(7)
+ITEMS, BUSY, IN_WAIT, OUT_WAIT, CURRENT, FAILED_AT, REPORT_LEN, ENDED_EARLY = range(8)
 
 
 class ControlBlock:
@@ -90,6 +93,10 @@ class ControlBlock:
             report = {"type": "ProtocolError", "message": "an unreadable failure report",
                       "traceback": "", "item": None}
         return at, report
+
+    def ended_early(self, worker):
+        """Whether worker is a generator stage that ended before its input did."""
+        return bool(self.words[worker * WORDS + ENDED_EARLY])
 
     def current_item(self, worker):
         """The item worker was on last (None before its first)."""

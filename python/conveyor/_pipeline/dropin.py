@@ -14,8 +14,11 @@ What it cannot do, and says so with a PipelineError instead of guessing:
 - arrays a stage receives are read-only views, valid until it asks for the next one
   (``x += 1`` raises; ``yield x + 1`` is fine); keep copies, not views;
 - the composition runs once: iterate it once (a second ``for`` sees it exhausted);
-- processes are forked (the source iterable is continued in a child): it works where
-  fork does (Linux, macOS), whatever multiprocessing's default start method is.
+- every stage between the source and the end is decorated: a plain generator between
+  decorated stages would carry a running pipeline into the next stage's process, which
+  fails that stage with a PipelineError saying so (decorate it too);
+- processes are forked (the source iterable is continued in a child): it works on Linux
+  (as all of Conveyor), whatever multiprocessing's default start method is.
 """
 
 import functools

@@ -96,7 +96,9 @@ class Pipeline:
     item, the exception and its remote traceback; one killed by a signal or exiting on
     its own gives StageDied with the signal's name; Ctrl-C stops every stage at once and
     raises KeyboardInterrupt. Either way every stage process has been reaped and the
-    run's shared memory (sealed memfds, no names in /dev/shm) is gone. A bad definition
+    run's shared memory (sealed memfds, no names in /dev/shm) is gone. If this process is
+    killed, its stages die with it (PR_SET_PDEATHSIG, for runs started from the main
+    thread; from another thread, at their next wait on a channel). A bad definition
     raises PipelineDefinitionError (a ValueError) before anything starts.
 
     Cost: starting a run forks (about 1 ms each) or spawns (about 100 ms each, numpy

@@ -58,6 +58,7 @@ class Results:
         self._held = []           # [item, slot, exporter] of results not given back
         self._next = 0
         self._done = False
+        self._pid = os.getpid()
         self._transport = RunTransport(plan)
         self._ends = None
         try:
@@ -81,7 +82,11 @@ class Results:
 
     def _launch(self):
         context = multiprocessing.get_context(self.start_method)
-        parent = os.getpid()
+        # PR_SET_PDEATHSIG fires when the *thread* that forked ends, so stages started from
+        # another thread than the main one rely on their channels instead: they see the
+        # parent's ends die (a dead peer) at their next wait.
+        import threading
+        parent = os.getpid() if threading.current_thread() is threading.main_thread() else None
         # Stage processes ignore Ctrl-C (the run stops them); SIGINT stays blocked from the
         # fork until the child has set that up, so none can catch it half-started.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
@@ -104,14 +109,26 @@ class Results:
 
     def _check_stages(self):
         """Raises the run's failure if a stage process ended badly."""
-        for _, _, _, proc in self._procs:
-            if proc.exitcode not in (None, 0):
+        for n, _, _, proc in self._procs:
+            code = proc.exitcode
+            if code not in (None, 0) and not (code == STOPPED and self._cut_off(n)):
                 self._fail()
+
+    def _cut_off(self, n):
+        """Whether node n is upstream of a generator stage that ended early (its stopping
+        is then the expected end of its stream)."""
+        control = self._transport.control
+        return any(m > n and control.ended_early(worker) for m, _, worker, _ in self._procs)
 
     def _fail(self, cause=None):
         """Stops every stage, reaps them, and raises the root cause."""
-        self._await_exits(_GRACE)
-        self._kill_and_reap()
+        if self._ends is not None:  # the last writers see a dead peer at once
+            self._ends.destroy()
+            self._ends = None
+        try:
+            self._await_exits(_GRACE)
+        finally:  # a Ctrl-C in the grace still stops everything
+            self._kill_and_reap()
         error = self._root_cause()
         self._release_transport()
         raise error from cause
@@ -211,6 +228,14 @@ class Results:
             back[item % self._owner_r].send(encode(item, slot))
 
     def __next__(self):
+        if os.getpid() != self._pid:
+            # A forked copy: its stage processes are another process's children, and
+            # its channel ends belong to that process.
+            raise PipelineError(
+                f"these results belong to process {self._pid}, which started the run; a "
+                "forked process cannot read them. (With parallel_pipeline: a plain generator "
+                "between decorated stages hands a running pipeline to the next stage's "
+                "process; decorate it too.)")
         if self._done:
             raise StopIteration
         now = _now()
@@ -302,9 +327,10 @@ class Results:
     # ---- lifetime ----------------------------------------------------------------------
 
     def close(self):
-        """Stops the run if it is still going (kills and reaps every stage process); a
-        no-op once it ended. Results already received stay readable."""
-        if not self._done:
+        """Stops the run if it is still going (kills and reaps every stage process: a few
+        ms); a no-op once it ended, or in another process than the one that started the
+        run (a forked copy). Never raises. Results already received stay readable."""
+        if not self._done and os.getpid() == self._pid:
             self._stop()
 
     def __enter__(self):

@@ -79,10 +79,13 @@ def dtype_code(dt):
 
 
 def _positional_capacity(fn):
-    """How many positional arguments `fn` accepts (None if it cannot be told), and whether
-    it is a generator function."""
+    """How many positional arguments `fn` is called with (None if it cannot be told), and
+    whether it is a generator function. A parameter with a default counts only when it is
+    named ``out`` (``def h(x, out=None)``): ``def g(x, scale=2.0)`` is called as g(x), never
+    with a slot in its `scale`. A ufunc takes (x, out) when it has one input and one output;
+    np.add and friends are refused by the callers (they would add the slot's old contents)."""
     if isinstance(fn, np.ufunc):
-        return (fn.nin + fn.nout), False
+        return (2 if fn.nin == 1 and fn.nout == 1 else -1), False
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -92,6 +95,8 @@ def _positional_capacity(fn):
         if parameter.kind == parameter.VAR_POSITIONAL:
             return 99, inspect.isgeneratorfunction(fn)
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            if parameter.default is not parameter.empty and parameter.name != "out" and count >= 1:
+                break
             count += 1
     return count, inspect.isgeneratorfunction(fn)
 
@@ -233,6 +238,9 @@ def make_stage(body, name, shape, dtype, replicas, index, in_shape, in_dtype):
     out_shape = in_shape if shape is None else check_shape(shape, label)
     out_dtype = in_dtype if dtype is None else check_dtype(dtype, label)
     capacity, generator = _positional_capacity(body)
+    if capacity == -1:
+        raise _bad(f"{label}: a ufunc stage takes one input and one output (np.square, "
+                   f"np.negative...), not {body.nin} and {body.nout}")
     if generator:
         if replicas != 1:
             raise _bad(f"{label}: a generator stage sees the whole stream, so it runs in one "

@@ -44,6 +44,7 @@ class PipelineStats:
 
     @property
     def bottleneck(self):
+        """The name of the stage with the highest utilization (None without stages)."""
         if not self.stages:
             return None
         return max(self.stages, key=lambda s: s.utilization).name

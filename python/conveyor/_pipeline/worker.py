@@ -28,14 +28,16 @@ import numpy as np
 
 from .. import _core
 from .._core import EndOfStream, PeerDied
-from .control import BUSY, CURRENT, IN_WAIT, ITEMS, OUT_WAIT
+from .control import BUSY, CURRENT, ENDED_EARLY, IN_WAIT, ITEMS, OUT_WAIT
 from .plan import MAX_ITEM, decode, encode
 from .stages import KERNEL, MAP_INTO, SOURCE_FILL, SOURCE_ITER, SOURCE_MAKE, STREAM, dtype_code
 
 __all__ = ["child_main", "FAILED", "STOPPED", "StageRuleError"]
 
-FAILED = 3
-STOPPED = 4
+# Exit statuses of a stage process; unusual values, so that a stage's own os._exit(3)
+# reads as what it is (StageDied with its status).
+FAILED = 103
+STOPPED = 104
 
 _now = time.perf_counter_ns
 
@@ -52,13 +54,16 @@ def child_main(transport, n, k, worker, parent_pid):
     """The body of a stage process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for the run
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
-    _core.die_with_parent(parent_pid)
+    if parent_pid is not None:
+        _core.die_with_parent(parent_pid)
     sys.exit(Worker(transport, n, k, worker).run())
 
 
 def copy_checked(out, value, what):
     """Copies a returned or yielded array into its slot, refusing a shape or dtype that
     would need broadcasting or a lossy cast."""
+    if isinstance(value, np.generic):  # what numpy arithmetic on a 0-d array gives
+        value = np.asarray(value)
     if not isinstance(value, np.ndarray):
         raise StageRuleError(f"{what} is a {type(value).__name__}, not a numpy array")
     if value.shape != out.shape or not np.can_cast(value.dtype, out.dtype, "safe"):
@@ -304,7 +309,22 @@ class Worker:
             self.count(1, (t1 - t0 - inputs.waited) + (_now() - t2), inputs.waited, t2 - t1)
             t += 1
         outputs = None
-        inputs.drain()
+        if inputs.ended:
+            inputs.release(everything=True)
+        else:
+            self.stop_upstream()
+
+    def stop_upstream(self):
+        """A generator that ended before its input did: the stream ends here. Its upstream
+        is told to stop by its ends going away (its writers see a dead peer and exit as
+        STOPPED, which the ENDED_EARLY word makes expected), instead of computing a
+        possibly endless rest that nobody reads."""
+        self.words[self.base + ENDED_EARLY] = 1  # before the ends go: what the parent reads
+        self.ends.input.destroy()
+        for sender in self.ends.back:
+            sender.destroy()
+        self.ends.input, self.ends.back = None, []
+        self.held.clear()
 
 
 class _Inputs:
@@ -353,15 +373,3 @@ class _Inputs:
         w.held.append([t, slot, x.base])
         self.next_item = t + 1
         return x
-
-    def drain(self):
-        """After the generator ends: gives every held input back, then takes and gives
-        back whatever is still coming, so the upstream can finish."""
-        self.release(everything=True)
-        w = self.w
-        while not self.ended:
-            slot = w.take_input(self.next_item)
-            if slot is None:
-                break
-            w.give_back(self.next_item, slot)
-            self.next_item += 1

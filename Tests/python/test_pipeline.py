@@ -271,6 +271,60 @@ def test_a_run_in_a_thread():
     assert out == [serial_checksums()]
 
 
+def test_a_stage_with_a_defaulted_second_parameter_is_called_with_x_only():
+    def scaled(x, scale=2.0):
+        return x * scale
+
+    run = (conveyor.Pipeline(numbered, count=4, shape=(2,)).stage(scaled)
+           .run(lambda acc, x: acc + [float(x[0])], []))
+    assert run.result == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_a_stage_with_an_out_parameter_that_has_a_default_writes_its_slot():
+    def into(x, out=None):
+        assert out is not None
+        np.multiply(x, 5, out=out)
+
+    run = (conveyor.Pipeline(numbered, count=4, shape=(2,)).stage(into)
+           .run(lambda acc, x: acc + [float(x[1])], []))
+    assert run.result == [0.0, 5.0, 10.0, 15.0]
+
+
+def test_a_generator_stage_that_ends_early_stops_an_endless_source():
+    def endless():
+        i = 0
+        while True:
+            yield np.full(3, float(i))
+            i += 1
+
+    def first5(xs):
+        for _, x in zip(range(5), xs):
+            yield x
+
+    run = (conveyor.Pipeline(endless, shape=(3,)).stage(first5).stage(times3)
+           .run(lambda acc, x: acc + [float(x[0])], []))
+    assert run.result == [0.0, 3.0, 6.0, 9.0, 12.0]
+
+
+def test_close_in_a_forked_copy_leaves_the_run_alone():
+    results = conveyor.Pipeline(numbered, count=40, shape=(2,)).stage(times3).results()
+    first = float(next(results)[0])
+
+    def in_the_copy():
+        results.close()
+        try:
+            next(results)
+        except conveyor.PipelineError:
+            pass
+        del results_ref[:]
+        gc.collect()
+
+    results_ref = [results]
+    assert support.in_forked_copy(in_the_copy) == 0
+    with results:
+        assert [first] + [float(x[0]) for x in results] == [3.0 * i for i in range(40)]
+
+
 # ---- sources ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -538,6 +592,13 @@ def test_a_generator_stage_has_one_replica():
     error = definition_error(lambda: pipe.stage(doubled_stream, replicas=2))
     assert "replicas" in str(error)
     assert pipe.stage(doubled_stream, replicas=1).stage_names == ["source", "doubled_stream"]
+
+
+def test_a_ufunc_of_two_inputs_is_not_a_stage():
+    pipe = conveyor.Pipeline(numbered, count=1, shape=(2,))
+    error = definition_error(lambda: pipe.stage(np.add))
+    assert "ufunc" in str(error)
+    assert pipe.stage(np.negative).stage_names == ["source", "negative"]
 
 
 def test_bad_kernel_stages():

@@ -239,6 +239,19 @@ def test_a_stage_calling_os_exit_is_stage_died_with_its_status(form):
     assert "status 7" in error.message
 
 
+@pytest.mark.parametrize("status", [1, 2, 3, 4, 255])
+def test_any_exit_status_of_a_stage_is_reported(status):
+    # Small statuses are what a stage's own code may exit with (sys.exit(1), a failing
+    # C library...): none may be mistaken for the run's own "failed" or "stopped" ones.
+    def quits(x):
+        if value(x) == BAD_ITEM:
+            os._exit(status)
+        return x
+
+    error = failing(source_only().stage(quits), conveyor.StageDied)
+    assert (error.stage, error.item, error.exitcode, error.signal) == ("quits", BAD_ITEM, status, None)
+
+
 def test_a_stage_exiting_with_status_0_mid_stream_is_not_a_success():
     def quits(x):
         if value(x) == BAD_ITEM:
@@ -333,6 +346,19 @@ def test_a_return_stage_returning_the_wrong_array_fails(form):
     assert error.stage == "wrong" and error.item == 0
     for word in words:
         assert word in error.message, (word, error.message)
+
+
+def test_a_return_stage_returning_none_fails():
+    # A stage h(x) that forgets its return would otherwise pass on whatever its output
+    # slot held: zeros at first, then an earlier item's result.
+    def forgets_for_odd_items(x):
+        if value(x) % 2 == 0:
+            return x * 10
+        x * 10  # no return
+
+    error = failing(source_only().stage(forgets_for_odd_items), conveyor.StageFailed)
+    assert error.stage == "forgets_for_odd_items" and error.item == 1
+    assert "None" in error.message
 
 
 def test_a_generator_stage_yielding_the_wrong_shape_fails():

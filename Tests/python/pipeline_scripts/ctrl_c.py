@@ -20,8 +20,6 @@ import sys
 import tempfile
 import threading
 
-import numpy as np
-
 import conveyor
 
 STAGE_PROCESSES = 4  # source, relay x 2, stuck

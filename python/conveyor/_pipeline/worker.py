@@ -274,6 +274,9 @@ class Worker:
             x = self.in_pool.array(in_slot, self.in_code, self.in_shape, False)
             out = self.out_pool.array(out_slot, self.out_code, shape, True)
             result = body(x, out) if into else body(x)
+            if result is None and not into:
+                raise StageRuleError(f"stage '{self.name}' returned None for item {t}: a stage "
+                                     "h(x) returns its result (or is written h(x, out))")
             if result is not None and result is not out:
                 copy_checked(out, result, f"stage '{self.name}': the array returned for item {t}")
             result = None

@@ -213,14 +213,6 @@ static PyObject *channel_open(PyObject *op, PyObject *const *args, Py_ssize_t na
     return (PyObject *)end;
 }
 
-static int dict_set_u64(PyObject *dict, const char *key, uint64_t value) {
-    PyObject *v = PyLong_FromUnsignedLongLong(value);
-    if (v == NULL) return -1;
-    int status = PyDict_SetItemString(dict, key, v);
-    Py_DECREF(v);
-    return status;
-}
-
 static PyObject *channel_stats(PyObject *op, PyObject *unused) {
     (void)unused;
     cvpy_channel *self = (cvpy_channel *)op;
@@ -231,15 +223,15 @@ static PyObject *channel_stats(PyObject *op, PyObject *unused) {
     if (status != CONVEYOR_OK) return cvpy_error_in(status, self->desc, "reading the counters");
     PyObject *dict = PyDict_New();
     if (dict == NULL) return NULL;
-    if (dict_set_u64(dict, "words_sent", s.words_sent) < 0 ||
-        dict_set_u64(dict, "words_received", s.words_received) < 0 ||
-        dict_set_u64(dict, "sender_waits", s.sender_waits) < 0 ||
-        dict_set_u64(dict, "sender_wakes", s.sender_wakes) < 0 ||
-        dict_set_u64(dict, "receiver_waits", s.receiver_waits) < 0 ||
-        dict_set_u64(dict, "receiver_wakes", s.receiver_wakes) < 0 ||
-        dict_set_u64(dict, "lanes", s.lanes) < 0 ||
-        dict_set_u64(dict, "capacity", s.capacity) < 0 ||
-        dict_set_u64(dict, "mapped_bytes", s.mapped_bytes) < 0) {
+    if (cvpy_dict_set_u64(dict, "words_sent", s.words_sent) < 0 ||
+        cvpy_dict_set_u64(dict, "words_received", s.words_received) < 0 ||
+        cvpy_dict_set_u64(dict, "sender_waits", s.sender_waits) < 0 ||
+        cvpy_dict_set_u64(dict, "sender_wakes", s.sender_wakes) < 0 ||
+        cvpy_dict_set_u64(dict, "receiver_waits", s.receiver_waits) < 0 ||
+        cvpy_dict_set_u64(dict, "receiver_wakes", s.receiver_wakes) < 0 ||
+        cvpy_dict_set_u64(dict, "lanes", s.lanes) < 0 ||
+        cvpy_dict_set_u64(dict, "capacity", s.capacity) < 0 ||
+        cvpy_dict_set_u64(dict, "mapped_bytes", s.mapped_bytes) < 0) {
         Py_DECREF(dict);
         return NULL;
     }

@@ -76,6 +76,10 @@ extern volatile unsigned long cvpy_forks;
 /* getpid() of this process, cached (refreshed by the same handler). */
 extern volatile long cvpy_pid;
 
+/* dict[key] = value as a Python int (the stats() methods of rings and channels). 0, or -1
+ * with an exception set. */
+int cvpy_dict_set_u64(PyObject *dict, const char *key, uint64_t value);
+
 /* Imports numpy once and fills the np_* fields. 0, or -1 with an exception set. */
 int cvpy_numpy_ready(void);
 

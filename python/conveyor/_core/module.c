@@ -290,6 +290,14 @@ static PyObject *cvpy_version_py(PyObject *module, PyObject *unused) {
     return PyUnicode_FromString(conveyor_version_string());
 }
 
+int cvpy_dict_set_u64(PyObject *dict, const char *key, uint64_t value) {
+    PyObject *v = PyLong_FromUnsignedLongLong(value);
+    if (v == NULL) return -1;
+    int status = PyDict_SetItemString(dict, key, v);
+    Py_DECREF(v);
+    return status;
+}
+
 static PyMethodDef cvpy_module_methods[] = {
     {"_error", CVPY_METH(cvpy_make_error_py), METH_FASTCALL | METH_KEYWORDS,
      "_error($module, status, detail=None, ring=None)\n--\n\nReturns ConveyorError. "

@@ -187,14 +187,6 @@ static PyObject *holder_closed_error(cvpy_holder *self) {
     return cvpy_error(CONVEYOR_E_CLOSED, self->desc, "the ring is closed");
 }
 
-static int dict_set_u64(PyObject *dict, const char *key, uint64_t value) {
-    PyObject *v = PyLong_FromUnsignedLongLong(value);
-    if (v == NULL) return -1;
-    int status = PyDict_SetItemString(dict, key, v);
-    Py_DECREF(v);
-    return status;
-}
-
 static PyObject *holder_stats(PyObject *op, PyObject *unused) {
     (void)unused;
     cvpy_holder *self = (cvpy_holder *)op;
@@ -205,18 +197,18 @@ static PyObject *holder_stats(PyObject *op, PyObject *unused) {
     if (status != CONVEYOR_OK) return cvpy_error(status, self->desc, NULL);
     PyObject *dict = PyDict_New();
     if (dict == NULL) return NULL;
-    if (dict_set_u64(dict, "frames_committed", s.frames_committed) < 0 ||
-        dict_set_u64(dict, "bytes_committed", s.bytes_committed) < 0 ||
-        dict_set_u64(dict, "frames_released", s.frames_released) < 0 ||
-        dict_set_u64(dict, "producer_waits", s.producer_waits) < 0 ||
-        dict_set_u64(dict, "producer_wakes", s.producer_wakes) < 0 ||
-        dict_set_u64(dict, "consumer_waits", s.consumer_waits) < 0 ||
-        dict_set_u64(dict, "consumer_wakes", s.consumer_wakes) < 0 ||
-        dict_set_u64(dict, "peak_occupancy", s.peak_occupancy) < 0 ||
-        dict_set_u64(dict, "slot_count", s.slot_count) < 0 ||
-        dict_set_u64(dict, "closed", s.closed) < 0 ||
-        dict_set_u64(dict, "slot_bytes", s.slot_bytes) < 0 ||
-        dict_set_u64(dict, "mapped_bytes", s.mapped_bytes) < 0) {
+    if (cvpy_dict_set_u64(dict, "frames_committed", s.frames_committed) < 0 ||
+        cvpy_dict_set_u64(dict, "bytes_committed", s.bytes_committed) < 0 ||
+        cvpy_dict_set_u64(dict, "frames_released", s.frames_released) < 0 ||
+        cvpy_dict_set_u64(dict, "producer_waits", s.producer_waits) < 0 ||
+        cvpy_dict_set_u64(dict, "producer_wakes", s.producer_wakes) < 0 ||
+        cvpy_dict_set_u64(dict, "consumer_waits", s.consumer_waits) < 0 ||
+        cvpy_dict_set_u64(dict, "consumer_wakes", s.consumer_wakes) < 0 ||
+        cvpy_dict_set_u64(dict, "peak_occupancy", s.peak_occupancy) < 0 ||
+        cvpy_dict_set_u64(dict, "slot_count", s.slot_count) < 0 ||
+        cvpy_dict_set_u64(dict, "closed", s.closed) < 0 ||
+        cvpy_dict_set_u64(dict, "slot_bytes", s.slot_bytes) < 0 ||
+        cvpy_dict_set_u64(dict, "mapped_bytes", s.mapped_bytes) < 0) {
         Py_DECREF(dict);
         return NULL;
     }

@@ -21,10 +21,10 @@ import time
 
 from .._core import EndOfStream, PeerDied
 from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
-from .plan import decode, encode
+from .plan import encode
 from .stats import PipelineStats, StageStats
 from .stages import dtype_code
-from .transport import RunTransport
+from .transport import RunTransport, slot_word_problem
 from .worker import STOPPED, child_main
 
 __all__ = ["Results"]
@@ -270,17 +270,11 @@ class Results:
             if word is not None:
                 break
             self._check_stages()
-        item, slot = decode(word)
-        replica = t % self._owner_r
-        if item != t or slot // self._owner_s != replica or slot >= self._pool.slot_count:
+        slot, problem = slot_word_problem(word, t, t % self._owner_r, self._owner_s, self._pool,
+                                          (self._code, self._shape))
+        if problem:
             self._stop()
-            raise PipelineError(f"protocol error at the sink: expected item {t} in a slot of "
-                                f"replica {replica}, received item {item} in slot {slot}", stage="sink", item=t)
-        frame = self._pool.frame(slot)
-        if frame != (self._code, self._shape, t):
-            self._stop()
-            raise PipelineError(f"protocol error at the sink: slot {slot} holds {frame}, expected "
-                                f"{(self._code, self._shape, t)}", stage="sink", item=t)
+            raise PipelineError(f"{problem}, at the sink", stage="sink", item=t)
         x = self._pool.array(slot, self._code, self._shape, False)
         self._held.append([t, slot, x.base])
         self._next = t + 1

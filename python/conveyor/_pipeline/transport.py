@@ -18,39 +18,46 @@ import os
 
 from .. import _core
 from .control import ControlBlock
+from .plan import decode
 
-__all__ = ["RunTransport", "WorkerEnds"]
+__all__ = ["RunTransport", "WorkerEnds", "slot_word_problem"]
 
 
-def _rebuild_pool(dupfd):
+def _rebuild(attach_fd, dupfd):
     fd = dupfd.detach()
     try:
-        return _core.Pool.attach_fd(fd)
+        return attach_fd(fd)
     finally:
         os.close(fd)
 
 
-def _reduce_pool(pool):
-    # Only at a spawned process's start (DupFd then passes the fd to the child directly).
+def _reduce_by_fd(shared):
+    """Pickles a Pool or Channel as its fd: only at a spawned process's start, where DupFd
+    passes the fd to the child directly."""
     from multiprocessing.reduction import DupFd
-    return (_rebuild_pool, (DupFd(pool.fd),))
+    return (_rebuild, (type(shared).attach_fd, DupFd(shared.fd)))
 
 
-def _rebuild_channel(dupfd):
-    fd = dupfd.detach()
-    try:
-        return _core.Channel.attach_fd(fd)
-    finally:
-        os.close(fd)
+copyreg.pickle(_core.Pool, _reduce_by_fd)
+copyreg.pickle(_core.Channel, _reduce_by_fd)
 
 
-def _reduce_channel(channel):
-    from multiprocessing.reduction import DupFd
-    return (_rebuild_channel, (DupFd(channel.fd),))
-
-
-copyreg.pickle(_core.Pool, _reduce_pool)
-copyreg.pickle(_core.Channel, _reduce_channel)
+def slot_word_problem(word, item, replica, per_replica, pool, layout=None):
+    """(slot, why) for a received word: why is None when the word says `item` sits in one
+    of `replica`'s slots of `pool` (per_replica slots each) and, with layout = (dtype code,
+    shape), the slot's descriptor says it holds that item so; else it says what is wrong.
+    Words and descriptors come from shared memory another process writes: every receiver
+    checks them here before it touches a slot."""
+    got, slot = decode(word)
+    if got != item or slot // per_replica != replica or slot >= pool.slot_count:
+        return slot, (f"protocol error: expected item {item} in a slot of replica {replica}, "
+                      f"received item {got} in slot {slot}")
+    if layout is not None:
+        described = pool.frame(slot)
+        if described != (*layout, item):
+            return slot, (f"protocol error: slot {slot} holds {described}, expected "
+                          f"{(*layout, item)} (dtype, shape, item)")
+    return slot, None
 
 
 class RunTransport:

@@ -29,7 +29,8 @@ import numpy as np
 from .. import _core
 from .._core import EndOfStream, PeerDied
 from .control import BUSY, CURRENT, ENDED_EARLY, IN_WAIT, ITEMS, OUT_WAIT
-from .plan import MAX_ITEM, decode, encode
+from .plan import MAX_ITEM, encode
+from .transport import slot_word_problem
 from .stages import KERNEL, MAP_INTO, SOURCE_FILL, SOURCE_ITER, SOURCE_MAKE, STREAM, dtype_code
 
 __all__ = ["child_main", "FAILED", "STOPPED", "StageRuleError"]
@@ -141,15 +142,10 @@ class Worker:
             word = self.ends.input.receive(t % self.in_r)
         except EndOfStream:
             return None
-        item, slot = decode(word)
-        owner_replica = t % self.in_owner_r
-        if item != t or slot // self.in_s != owner_replica or slot >= self.in_pool.slot_count:
-            raise StageRuleError(f"protocol error: expected item {t} in a slot of replica "
-                                 f"{owner_replica}, received item {item} in slot {slot}")
-        frame = self.in_pool.frame(slot)
-        if frame != (self.in_code, self.in_shape, t):
-            raise StageRuleError(f"protocol error: slot {slot} holds {frame}, expected "
-                                 f"{(self.in_code, self.in_shape, t)} (dtype, shape, item)")
+        slot, problem = slot_word_problem(word, t, t % self.in_owner_r, self.in_s, self.in_pool,
+                                          (self.in_code, self.in_shape))
+        if problem:
+            raise StageRuleError(problem)
         return slot
 
     def take_free_slot(self):
@@ -163,10 +159,13 @@ class Worker:
             word = self.ends.freed.receive(earlier % self.reader_r)
         except EndOfStream:
             raise _Stop() from None
-        item, slot = decode(word)
-        if item != earlier or slot // self.s != self.k or slot >= self.out_pool.slot_count:
-            raise StageRuleError(f"protocol error: expected slot of item {earlier} back, "
-                                 f"received item {item} in slot {slot}")
+        return self.returned_slot(word, earlier)
+
+    def returned_slot(self, word, earlier):
+        """The slot in a word its reader sent back for item `earlier`, checked."""
+        slot, problem = slot_word_problem(word, earlier, self.k, self.s, self.out_pool)
+        if problem:
+            raise StageRuleError(f"{problem} (a slot coming back)")
         return slot
 
     def send_on(self, t, slot):
@@ -190,12 +189,10 @@ class Worker:
         for ordinal in range(max(0, self.written - self.s), self.written):
             earlier = ordinal * self.r + self.k
             try:
-                item, _ = decode(self.ends.freed.receive(earlier % self.reader_r))
+                word = self.ends.freed.receive(earlier % self.reader_r)
             except EndOfStream:
                 raise _Stop() from None
-            if item != earlier:
-                raise StageRuleError(f"protocol error: expected slot of item {earlier} back, "
-                                     f"received item {item}")
+            self.returned_slot(word, earlier)
 
     def check_released(self, array, what):
         """A stage must not keep a view of its slots: they are reused for later items.

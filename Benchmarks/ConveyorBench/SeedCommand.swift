@@ -20,6 +20,8 @@ struct SeedCommand: ParsableCommand {
     @Option(help: "Slots in flight on each pipeline edge.") var buffer = 3
     @Option(help: "Element type: f64 or f32.") var dtype = "f64"
     @Option(help: "Comma-separated variants (default: all).") var variants: String?
+    @Option(help: "Dealings replicated-skewed runs with, a row each: round-robin, dynamic or both, comma-separated.")
+    var dealing = "round-robin,dynamic"
     @Option(help: "Write the rows as a JSON array to this path.") var json: String?
     @Flag(help: "Print each pipeline variant's per-stage statistics (busy, waits, bottleneck).")
     var stats = false
@@ -29,27 +31,34 @@ struct SeedCommand: ParsableCommand {
     @Option(help: "Write an SVG bar chart of the table (ms per sample, log axis) to this path.") var chart: String?
 
     static let allVariants = ["serial", "serial-fused", "pipeline-threads", "pipeline-processes",
-                              "pipeline-processes-fused", "replicated", "replicated-materialized", "copy-queue"]
+                              "pipeline-processes-fused", "replicated", "replicated-skewed", "replicated-materialized",
+                              "copy-queue"]
 
     func validate() throws {
         guard samples > 0, rows > 0, cols > 0, buffer > 0 else {
             throw ValidationError("--samples, --rows, --cols and --buffer must be positive")
         }
         guard dtype == "f64" || dtype == "f32" else { throw ValidationError("--dtype must be f64 or f32") }
+        for d in dealing.split(separator: ",") where Dealing(rawValue: String(d)) == nil {
+            throw ValidationError("unknown dealing '\(d)'; choose from \(Dealing.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         for v in chosen where !Self.allVariants.contains(v) {
             throw ValidationError("unknown variant '\(v)'; choose from \(Self.allVariants.joined(separator: ", "))")
         }
     }
 
     var chosen: [String] { variants.map { $0.split(separator: ",").map(String.init) } ?? Self.allVariants }
+    var dealings: [Dealing] { dealing.split(separator: ",").compactMap { Dealing(rawValue: String($0)) } }
 
     func run() throws {
         print("conveyor-bench seed: \(samples) samples of \(rows)x\(cols) \(dtype), buffer \(buffer)")
         let machine = machineDescription()
         print("machine: \(machine)\n")
         var (table, memcpyGBs) = dtype == "f64"
-            ? try SeedSuite<Double>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats).run(chosen)
-            : try SeedSuite<Float>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats).run(chosen)
+            ? try SeedSuite<Double>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats,
+                                    dealings: dealings).run(chosen)
+            : try SeedSuite<Float>(samples: samples, rows: rows, cols: cols, buffer: buffer, showStats: stats,
+                                   dealings: dealings).run(chosen)
         var note: String?
         if withPython {
             if dtype != "f64" {
@@ -117,6 +126,10 @@ struct SeedCommand: ParsableCommand {
         if let p = seconds("pipeline-processes"), let t = seconds("pipeline-threads") {
             lines.append("pipeline-processes / pipeline-threads time: \(format(p / t, 2)) (target <= 1.15)")
         }
+        let skewed = { (d: Dealing) in table.first { $0.variant == "replicated-skewed" && $0.dealing == d.rawValue }?.seconds }
+        if let r = skewed(.roundRobin), let d = skewed(.dynamic) {
+            lines.append("replicated-skewed dynamic vs round-robin: \(format(r / d, 2))x faster (target >= 1.3)")
+        }
         if let p = seconds("pipeline-processes"), let s = seconds("serial") {
             lines.append("pipeline-processes vs serial: \(format(s / p, 2))x faster (target >= 1.3)")
         }
@@ -158,6 +171,8 @@ struct SeedCommand: ParsableCommand {
 /// One variant's result: a table line and a JSON object.
 struct SeedRow: Encodable {
     var variant: String
+    /// How replicas got their items (`replicated-skewed` only): "round-robin" or "dynamic".
+    var dealing: String? = nil
     /// "conveyor" or "python".
     var impl = "conveyor"
     var samples: Int
@@ -177,7 +192,7 @@ struct SeedRow: Encodable {
     var checksum: Double
 
     enum CodingKeys: String, CodingKey {
-        case variant, impl, samples, seconds, checksum
+        case variant, dealing, impl, samples, seconds, checksum
         case msPerSample = "ms_per_sample", samplesPerS = "samples_per_s", gbPerS = "gb_per_s"
         case memcpyGbPerS = "memcpy_gb_per_s", speedupVsSerial = "speedup_vs_serial"
         case vsMpQueue = "vs_mp_queue", vsFastestPython = "vs_fastest_python"
@@ -190,7 +205,8 @@ func printSeedTable(_ rows: [SeedRow], memcpyGBs: Double) {
     if python { header += ["vs mp-queue", "vs best py"] }
     header.append("checksum")
     let cells = rows.map { r in
-        var line = [r.variant, format(r.seconds, 3), format(r.msPerSample, 3), format(r.samplesPerS, 1),
+        let name: String = r.dealing.map { "\(r.variant) (\($0))" } ?? r.variant
+        var line = [name, format(r.seconds, 3), format(r.msPerSample, 3), format(r.samplesPerS, 1),
                     r.gbPerS.map { format($0, 1) } ?? "-", r.gbPerS.map { format($0 / memcpyGBs, 2) } ?? "-",
                     r.speedupVsSerial.map { format($0, 2) + "x" } ?? "-"]
         if python { line += [r.vsMpQueue.map { format($0, 1) + "x" } ?? "-", r.vsFastestPython.map { format($0, 1) + "x" } ?? "-"] }

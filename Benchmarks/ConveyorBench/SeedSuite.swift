@@ -14,6 +14,8 @@ struct SeedSuite<T: BenchElement> {
     let buffer: Int
     /// Print each pipeline run's per-stage statistics.
     var showStats = false
+    /// The dealings `replicated-skewed` runs with, a row each.
+    var dealings: [Dealing] = Dealing.allCases
 
     var count: Int { rows * cols }
     var sampleBytes: Int { count * MemoryLayout<T>.stride }
@@ -24,7 +26,7 @@ struct SeedSuite<T: BenchElement> {
         switch variant {
         case "serial", "pipeline-threads", "pipeline-processes": return 8  // fill, h, g, f, sum
         case "copy-queue": return 8 + 16  // ... plus four pipe edges, each copied in and out
-        case "replicated": return 0  // nothing is stored: compute only
+        case "replicated", "replicated-skewed": return 0  // nothing is stored: compute only
         default: return 4  // fill, one fused pass, sum
         }
     }
@@ -38,21 +40,23 @@ struct SeedSuite<T: BenchElement> {
         var rows: [SeedRow] = []
         var serialSeconds: Double?
         for variant in variants {
-            let start = monotonicNanoseconds()
-            let checksum = try run(variant)
-            let seconds = Double(monotonicNanoseconds() - start) / 1e9
-            if variant == "serial" { serialSeconds = seconds }
-            let passes = Self.passes(variant)
-            let gbs = passes == 0 ? nil : Double(passes * sampleBytes * samples) / seconds / 1e9
-            rows.append(SeedRow(variant: variant, samples: samples, seconds: seconds,
-                                msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
-                                gbPerS: gbs, memcpyGbPerS: memcpyGBs,
-                                speedupVsSerial: serialSeconds.map { $0 / seconds }, checksum: checksum))
+            for dealing in variant == "replicated-skewed" ? dealings.map(Optional.some) : [nil] {
+                let start = monotonicNanoseconds()
+                let checksum = try run(variant, dealing: dealing ?? .roundRobin)
+                let seconds = Double(monotonicNanoseconds() - start) / 1e9
+                if variant == "serial" { serialSeconds = seconds }
+                let passes = Self.passes(variant)
+                let gbs = passes == 0 ? nil : Double(passes * sampleBytes * samples) / seconds / 1e9
+                rows.append(SeedRow(variant: variant, dealing: dealing?.rawValue, samples: samples, seconds: seconds,
+                                    msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
+                                    gbPerS: gbs, memcpyGbPerS: memcpyGBs,
+                                    speedupVsSerial: serialSeconds.map { $0 / seconds }, checksum: checksum))
+            }
         }
         return (rows, memcpyGBs)
     }
 
-    private func run(_ variant: String) throws -> Double {
+    private func run(_ variant: String, dealing: Dealing) throws -> Double {
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let fused: [ElementwiseOp<T>] = [.square, .multiply(3), .add(1)]
         let source = Pipeline(items: samples, rows: rows, cols: cols, of: T.self) { i, x in
@@ -80,6 +84,24 @@ struct SeedSuite<T: BenchElement> {
             }
             let run = try replicated.run(.processes, buffer: buffer, into: 0.0) { $0 += $1[0, 0] }
             return report(run, variant)
+        case "replicated-skewed":
+            // The same with uneven items: every 8th item does 8 times the work (its sum is
+            // computed 8 times over), as when some inputs are larger or harder. Round-robin
+            // gives all of them to one replica when the core count divides 8. The ordered
+            // merge's reorder window is the slots in flight: while a heavy item computes, the
+            // other replicas finish up to 8 light ones each, which must wait in their slots,
+            // so both dealings run with at least 16 one-number slots per replica (64 KiB in
+            // all). With --buffer 3, dynamic gains only 1.06x: the window, not the dealing,
+            // is then the limit (measured).
+            let window = max(buffer, 16)
+            let skewed = Pipeline(items: samples, rows: 1, cols: 1, of: Double.self, replicas: cores) { i, sum in
+                for _ in 0..<(i % 8 == 0 ? 8 : 1) {
+                    sum[0, 0] = try Matrix<T>.uniformSum(rows: rows, cols: cols, seed: Self.seed, stream: UInt64(i),
+                                                         applying: fused)
+                }
+            }
+            let run = try skewed.run(.processes, buffer: window, dealing: dealing, into: 0.0) { $0 += $1[0, 0] }
+            return report(run, "\(variant) (\(dealing.rawValue))")
         case "replicated-materialized":
             // The same, but each sample is materialized in a slot (8 MB written, then read
             // by a replicated sum stage): what replication costs when the matrices matter.

@@ -5,7 +5,8 @@ import Atomics
 /// and the parent see the same words.
 ///
 /// Layout (64-bit words): [0] abort, [1] failed worker + 1 (published after the message),
-/// [2] failed item, [3] failure claim (the first failing worker wins it); then 8 words per
+/// [2] failed item, [3] failure claim (the first failing worker wins it), [4] the next item
+/// a source replica claims under dynamic dealing; then 8 words per
 /// worker: items, busy ns, input-wait ns, output-wait ns, current item + 1, busy since
 /// (monotonic ns, 0 while not computing); then the failure message.
 final class ControlBlock: @unchecked Sendable {
@@ -13,7 +14,7 @@ final class ControlBlock: @unchecked Sendable {
     private let bytes: Int
     private let workers: Int
     private static let messageBytes = 1024
-    private static let headerWords = 4
+    private static let headerWords = 5
     private var messageBase: UnsafeMutableRawPointer { base + (Self.headerWords + 8 * workers) * 8 }
 
     init(workers: Int) throws(PipelineError) {
@@ -38,6 +39,11 @@ final class ControlBlock: @unchecked Sendable {
 
     var aborted: Bool { word(0).load(ordering: .acquiring) != 0 }
     func abort() { word(0).store(1, ordering: .releasing) }
+
+    /// Claims the next item number for a source replica (dynamic dealing): each number goes
+    /// to exactly one caller, in increasing order per caller. Relaxed: the item's data is
+    /// published by the channel that carries its slot, not by this counter.
+    func claimItem() -> Int { Int(word(4).loadThenWrappingIncrement(ordering: .relaxed)) }
 
     /// Records the first failure (later ones are ignored) and aborts the run.
     func fail(worker: Int, item: Int, message: String) {

@@ -71,7 +71,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
 
     /// Adds a kernel stage: `program` runs in the C kernels on the item in its slot, which
     /// is then handed on. Adjacent kernel stages are fused by default (see
-    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:progress:into:_:)``). An operand matrix in `program`
+    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)``). An operand matrix in `program`
     /// must have the items' shape, and a program has at most 16 steps; `run` reports a
     /// violation as ``PipelineError/invalidDefinition(_:)``.
     public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1) -> Pipeline {
@@ -125,8 +125,11 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///   - ordered: `true` (the default) reduces items in index order. `false` reduces them
     ///     as they arrive from the last stage's replicas (an order-free merge), so an item
     ///     that is slow in one replica does not hold back the items other replicas finished;
-    ///     use it when `reduce` does not depend on the order. Stages still see their items
-    ///     in order.
+    ///     use it when `reduce` does not depend on the order. Each replica of a stage still
+    ///     sees its items in increasing order.
+    ///   - dealing: how replicas get their items: ``Dealing/roundRobin`` (item i to replica
+    ///     i % r, the default) or ``Dealing/dynamic`` (to whichever replica is ready next:
+    ///     faster when items take uneven time). Results are the same either way.
     ///   - monitor: lets other threads read the run's statistics while it runs.
     ///   - stallTimeout: the longest a stage may compute on one item. A stage busy for
     ///     longer (a deadlock, an endless loop) stops the run with
@@ -137,7 +140,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     /// - Throws: ``PipelineError`` naming the stage and item when anything fails; nothing
     ///   (process, thread, shared memory) is left behind.
     public func run<Result>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
-                            ordered: Bool = true, monitor: PipelineMonitor? = nil,
+                            ordered: Bool = true, dealing: Dealing = .roundRobin, monitor: PipelineMonitor? = nil,
                             stallTimeout: Duration? = .seconds(60), progress: ProgressDisplay = .automatic,
                             into initial: Result,
                             _ reduce: (inout Result, Matrix<Element>) throws -> Void) throws(PipelineError)
@@ -145,26 +148,26 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     {
         var result = initial
         let plan = try RunPlan(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
-                               stallTimeout: stallTimeout, progress: progress)
+                               dealing: dealing, stallTimeout: stallTimeout, progress: progress)
         let stats = try Supervisor<Element>(plan: plan)
             .run(cancelled: { false }, monitor: monitor) { (matrix: Matrix<Element>) in try reduce(&result, matrix) }
         return PipelineRun(result: result, stats: stats)
     }
 
-    /// ``run(_:buffer:fusion:ordered:monitor:stallTimeout:progress:into:_:)`` from async
+    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)`` from async
     /// code. The run happens on a thread of its own (`BlockingThreads`; its stages have
     /// theirs), never on one of Swift's cooperative threads: the awaiting task is suspended, not blocked, and resumes
     /// when the run ends. Cancelling the task stops every stage within a wait slice (10 ms)
     /// and throws ``PipelineError/cancelled``.
     public func run<Result: Sendable>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
-                                      ordered: Bool = true, monitor: PipelineMonitor? = nil,
+                                      ordered: Bool = true, dealing: Dealing = .roundRobin, monitor: PipelineMonitor? = nil,
                                       stallTimeout: Duration? = .seconds(60), progress: ProgressDisplay = .automatic,
                                       into initial: Result,
                                       _ reduce: @escaping @Sendable (inout Result, Matrix<Element>) throws -> Void)
         async throws(PipelineError) -> PipelineRun<Result>
     {
         let plan = try RunPlan(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
-                               stallTimeout: stallTimeout, progress: progress)
+                               dealing: dealing, stallTimeout: stallTimeout, progress: progress)
         let flag = CancellationFlag()
         let outcome: Swift.Result<PipelineRun<Result>, PipelineError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in

@@ -40,6 +40,10 @@ struct RunPlan: Sendable {
     /// Slots each replica of a producing node owns.
     let buffer: Int
     let ordered: Bool
+    /// How replicas get their items.
+    let dealing: Dealing
+    /// edges[n]: how node n ≥ 1 receives from node n − 1 (edges[0], the source's, is unused).
+    let edges: [Edge]
     /// Nanoseconds a worker may compute on one item before the run stops it; nil: no limit.
     let stallTimeout: UInt64?
     let progress: ProgressDisplay
@@ -57,7 +61,7 @@ struct RunPlan: Sendable {
 
     /// - Throws: ``PipelineError/invalidDefinition(_:)`` naming what cannot run.
     init<Element>(pipeline: Pipeline<Element>, mode: ExecutionMode, buffer: Int, fusion: Bool, ordered: Bool,
-                  stallTimeout: Duration?, progress: ProgressDisplay) throws(PipelineError) {
+                  dealing: Dealing = .roundRobin, stallTimeout: Duration?, progress: ProgressDisplay) throws(PipelineError) {
         let stages = [pipeline.source] + (fusion ? fuse(pipeline.stages) : pipeline.stages)
         nodes = stages.map { PlannedStage(stage: $0) } + [PlannedStage(stage: nil)]
         guard pipeline.items >= 0, pipeline.items < Self.maxItems else {
@@ -87,6 +91,13 @@ struct RunPlan: Sendable {
         } else {
             self.stallTimeout = nil
         }
+        var edges: [Edge] = [.roundRobin]
+        for n in 1..<nodes.count {
+            edges.append(try Edge.between(upstream: nodes[n - 1].replicas, replicas: nodes[n].replicas, dealing: dealing,
+                                          names: (nodes[n - 1].name, nodes[n].name)))
+        }
+        self.edges = edges
+        self.dealing = dealing
         slots = SlotPlan(producesSlots: nodes.map(\.producesSlots))
         items = pipeline.items
         self.mode = mode
@@ -101,7 +112,14 @@ struct RunPlan: Sendable {
     /// The node whose pool holds node `n`'s input slots (node `n - 1`'s output); n ≥ 1.
     func inputOwner(_ n: Int) -> Int { slots.owner[n - 1] }
 
-    /// Whether the slots node `n` owns come back in item order: always, unless the sink
-    /// reads them and the merge is order-free.
-    func returnsInOrder(_ n: Int) -> Bool { ordered || slots.reader[n] != sink }
+    /// Whether the slots node `n` owns come back in item order, on known lanes: with
+    /// round-robin dealing, unless the sink reads them and the merge is order-free.
+    func returnsInOrder(_ n: Int) -> Bool { dealing == .roundRobin && (ordered || slots.reader[n] != sink) }
+
+    /// Whether the source's replicas claim their items from the shared counter (dynamic
+    /// dealing with more than one source replica) instead of taking every r-th.
+    var sourceClaims: Bool { dealing == .dynamic && nodes[0].replicas > 1 }
+
+    /// Whether node n − 1's one replica deals node n's items by credit.
+    func isDealt(_ n: Int) -> Bool { n < nodes.count && edges[n] == .dealt }
 }

@@ -4,12 +4,19 @@
 /// matrices: the matrices stay in their slots.
 ///
 /// - Input channels: worker (n, k) — replica k of node n ≥ 1, the sink included — has one,
-///   with a lane per replica j of node n − 1 (lane = sending replica). Item i is handled by
-///   replica i % r of every node, so a worker knows the lane of its next item and every lane
-///   is in item order; an order-free sink takes whichever lane has a word (wait-any).
+///   with a lane per replica j of node n − 1 (lane = sending replica). Round-robin, item i
+///   is handled by replica i % r of every node, so a worker knows the lane of its next item;
+///   dealt dynamically, the ``Edge`` says who sends where (``Intake``). Either way every
+///   lane is in increasing item order.
 /// - Return channels: producing worker (h, j) has one, with a lane per replica k of the node
 ///   that reads h's slots last (the next closure stage or the sink): "item i is done, its
 ///   slot is free".
+///
+/// - Credit channels (dynamic dealing, ``Edge/dealt``): node n's items dealt by the one
+///   replica of node n − 1 come with a channel it receives on, a lane per replica k of node
+///   n, of capacity 1: replica k sends a credit when it starts and each time it takes an
+///   item, and the dealer sends each item to the replica whose credit it receives next.
+///   A replica's one credit is consumed before it can send another, so a lane never fills.
 ///
 /// Capacities: at most `buffer` items per replica of a pool's owner are in flight, so a lane
 /// sized for all of an edge's items (and a return lane for `buffer`) never fills: the only
@@ -24,6 +31,8 @@ final class RunTransport: @unchecked Sendable {
     private let inputs: [[Channel]]
     /// returns[h][j]: the return channel of replica j of producing node h (none for others).
     private let returns: [[Channel]]
+    /// credits[n]: the credit channel of dealt node n (nil for other nodes).
+    private let credits: [Channel?]
     private let plan: RunPlan
     /// Bytes of shared memory held: pools plus channels.
     let bytes: Int
@@ -59,9 +68,17 @@ final class RunTransport: @unchecked Sendable {
             returns.append(try Self.channels(plan.nodes[h].replicas, lanes: plan.nodes[reader].replicas,
                                              capacity: plan.buffer, spin: spin, "the free slots of '\(plan.nodes[h].name)'"))
         }
+        var credits: [Channel?] = [nil]
+        for n in 1..<plan.nodes.count {
+            credits.append(plan.isDealt(n)
+                ? try Self.channels(1, lanes: plan.nodes[n].replicas, capacity: 1, spin: spin,
+                                    "the credits of '\(plan.nodes[n].name)'")[0]
+                : nil)
+        }
         self.inputs = inputs
         self.returns = returns
-        let channelBytes = (inputs + returns).joined().reduce(0) { $0 + $1.mappedBytes }
+        self.credits = credits
+        let channelBytes = (inputs + returns + [credits.compactMap { $0 }]).joined().reduce(0) { $0 + $1.mappedBytes }
         bytes = pools.reduce(channelBytes) { $0 + ($1?.pool.mappedBytes ?? 0) }
     }
 
@@ -94,7 +111,9 @@ final class RunTransport: @unchecked Sendable {
             let owner = plan.inputOwner(n)
             for j in 0..<plan.nodes[owner].replicas { back.append(try returns[owner][j].openSender(lane: k)) }
         }
-        return WorkerEnds(input: input, onward: onward, freed: freed, back: back)
+        let dealerCredits = plan.isDealt(n + 1) ? try credits[n + 1]!.openReceiver() : nil
+        let credit = plan.isDealt(n) ? try credits[n]!.openSender(lane: k) : nil
+        return WorkerEnds(input: input, onward: onward, freed: freed, back: back, credits: dealerCredits, credit: credit)
     }
 }
 
@@ -109,12 +128,19 @@ final class WorkerEnds {
     let freed: ChannelReceiver?
     /// Lane k of the return channel of each replica of the node that owns this one's input.
     let back: [ChannelSender]
+    /// A dealer's credit channel: which replica of the next node is ready for an item.
+    let credits: ChannelReceiver?
+    /// A dealt replica's lane of its dealer's credit channel.
+    let credit: ChannelSender?
 
-    init(input: ChannelReceiver?, onward: [ChannelSender], freed: ChannelReceiver?, back: [ChannelSender]) {
+    init(input: ChannelReceiver?, onward: [ChannelSender], freed: ChannelReceiver?, back: [ChannelSender],
+         credits: ChannelReceiver? = nil, credit: ChannelSender? = nil) {
         self.input = input
         self.onward = onward
         self.freed = freed
         self.back = back
+        self.credits = credits
+        self.credit = credit
     }
 
     /// Ends every lane this worker sends on: its readers drain them, then see end of stream
@@ -122,26 +148,21 @@ final class WorkerEnds {
     func close() {
         for sender in onward { sender.close() }
         for sender in back { sender.close() }
+        credit?.close()
     }
 }
 
 /// A producing node's pool with the rule of who owns which slot: replica j owns slots
-/// j·buffer ..< (j+1)·buffer. Its first `buffer` items take them in turn, and every later
-/// item takes a slot that came back; in order, item t reuses the slot of item t − buffer·r
-/// of the same replica (the one most recently released, still in cache). Only `buffer`
-/// slots per replica cycle, so with a small buffer the working set stays in the last-level
-/// cache (3 × 8 MB here, against a 32 MB L3).
+/// j·buffer ..< (j+1)·buffer (``OwnSlots`` hands them out). Only `buffer` slots per
+/// replica cycle, so with a small buffer the working set stays in the last-level cache
+/// (3 × 8 MB here, against a 32 MB L3).
 struct NodeSlots: Sendable {
     let pool: Pool
     let replicas: Int
     let buffer: Int
 
-    /// Position of `item` in its replica's sequence.
-    func ordinal(of item: Int) -> Int { item / replicas }
-
-    /// The slot a fresh item takes: replica `item % replicas`'s slot `ordinal`, for the
-    /// first `buffer` items of each replica.
-    func initialSlot(of item: Int) -> Int { item % replicas * buffer + ordinal(of: item) }
+    /// The replica that owns slot `index` (one of this pool's).
+    func owner(of index: Int) -> Int { index / buffer }
 
     /// Whether `index` is one of replica `replica`'s slots.
     func owns(_ index: Int, replica: Int) -> Bool { index >= replica * buffer && index < (replica + 1) * buffer }

@@ -1,11 +1,13 @@
 /// The sink: runs on the calling thread, reduces every item in place in its slot and hands
 /// the slot back to its owner.
 ///
-/// The merge: in order, item i comes on the lane of replica i % r of the last stage, and
-/// the sink waits on that lane. Order-free, it takes the first word of any lane
+/// The merge (``Intake``): round-robin and in order, item i comes on the lane of replica
+/// i % r of the last stage, and the sink waits on that lane; dealt dynamically and in
+/// order, it takes whichever lane has a word and holds items that came early until the
+/// ones before them have come. Order-free, it takes the first word of any lane
 /// (`conveyor_channel_receive_any`: one futex doorbell that every lane's sender rings), so
 /// an item another replica finished never waits behind a slow one. Each lane is still in
-/// item order, which is what the checks rely on. Either way the sink sleeps in the C core
+/// increasing item order, which is what the checks rely on. Either way the sink sleeps in the C core
 /// until a word comes, and wakes every ``slice`` only to let the supervisor look for a
 /// cancellation, a crashed or stalled stage.
 struct Sink<Element: MatrixElement> {
@@ -14,7 +16,7 @@ struct Sink<Element: MatrixElement> {
     let control: ControlBlock
 
     /// The bound on how late the sink notices a cancellation, a crash or a stall.
-    static var slice: Int64 { 10_000_000 }
+    static var slice: Int64 { Intake.slice }
 
     /// Receives and reduces `plan.items` items. `cancelled` is read before each item;
     /// `idle` runs after every `slice` without a word and returns false to stop. Returns
@@ -31,11 +33,9 @@ struct Sink<Element: MatrixElement> {
         }
         defer { ends.close() }
         let last = plan.sink - 1, owner = plan.slots.owner[last]
-        let slots = transport.pools[owner]!, lanes = plan.nodes[last].replicas
-        let shape = plan.nodes[last].outputShape, described = (shape, plan.nodes[last].stage!.outputDType)
-        // Next item each lane owes: every lane delivers its replica's items in order,
-        // whether or not the merge is.
-        var expected = Array(0..<lanes)
+        let slots = transport.pools[owner]!, shape = plan.nodes[last].outputShape
+        var intake = Intake(plan: plan, node: plan.sink, replica: 0, worker: plan.sinkWorker, control: control,
+                            transport: transport, ends: ends)
         var done = 0
         while done < plan.items {
             if cancelled() {
@@ -44,13 +44,7 @@ struct Sink<Element: MatrixElement> {
             }
             let t0 = nowNanoseconds()
             // While it waits, the line still shows the rate falling.
-            guard let (lane, word) = next(ends.input!, lane: done % lanes, { progress.update(done); return idle() })
-            else { break }
-            if let problem = slots.problem(with: word, item: expected[lane], described: described) {
-                control.fail(worker: plan.sinkWorker, item: expected[lane], message: problem)
-                break
-            }
-            expected[lane] += lanes
+            guard case let .item(item, word?) = intake.next(idle: { progress.update(done); return idle() }) else { break }
             let t1 = nowNanoseconds()
             do {
                 try SlotMatrix.withMatrix(slot: slots.pool.slot(word.slot).assumingMemoryBound(to: Element.self),
@@ -61,11 +55,11 @@ struct Sink<Element: MatrixElement> {
                 }
             } catch {
                 control.abort()
-                return (done, .sinkFailed(item: word.item, message: "\(error)"))
+                return (done, .sinkFailed(item: item, message: "\(error)"))
             }
-            let back = ends.back[word.item % plan.nodes[owner].replicas]
             do throws(ConveyorError) {
-                guard try back.send(word.word, timeout: Self.slice) else { break }  // never full: see RunTransport
+                // Never full: see RunTransport.
+                guard try ends.back[slots.owner(of: word.slot)].send(word.word, timeout: Self.slice) else { break }
             } catch {
                 break
             }
@@ -75,23 +69,5 @@ struct Sink<Element: MatrixElement> {
         }
         if done < plan.items { control.abort() }
         return (done, nil)
-    }
-
-    /// Waits for the next word: on `lane` in order, on any lane order-free. Nil when the run
-    /// must stop: `idle` said so, or a lane ended or lost its sender before the last item
-    /// (an upstream failure, which the supervisor reports).
-    private func next(_ input: ChannelReceiver, lane: Int, _ idle: () -> Bool) -> (lane: Int, word: SlotWord)? {
-        while true {
-            do throws(ConveyorError) {
-                if plan.ordered {
-                    if let word = try input.receive(lane: lane, timeout: Self.slice) { return (lane, SlotWord(word)) }
-                } else if let (lane, word) = try input.receiveAny(timeout: Self.slice) {
-                    return (lane, SlotWord(word))
-                }
-            } catch {
-                return nil
-            }
-            guard idle(), !control.aborted else { return nil }
-        }
     }
 }

@@ -1,12 +1,14 @@
 internal import CKernels
 
-/// One worker: replica `replica` of node `node` (never the sink), handling items replica,
-/// replica + r, replica + 2r... on its own thread or in its own process.
+/// One worker: replica `replica` of node `node` (never the sink), on its own thread or in
+/// its own process. Round-robin, it handles items replica, replica + r, replica + 2r...;
+/// dealt dynamically, whichever items come to it (see ``Dealing``).
 ///
-/// Per item: take the input slot's number from the input channel (not for the source);
-/// for a producing node, take a free slot of its own (one of the first `buffer`, then one
-/// that came back); compute; describe the output slot; send its number on; a closure stage
-/// also sends its input slot's number back to that slot's owner.
+/// Per item: take the next item and its input slot's number (``Intake``); for a producing
+/// node, take a free slot of its own (``OwnSlots``); compute; describe the output slot;
+/// send its number on to the next node's replica the edge names (for a dealt edge, the one
+/// whose credit comes first); a closure stage also sends its input slot's number back to
+/// that slot's owner.
 struct Worker: Sendable {
     let plan: RunPlan
     let transport: RunTransport
@@ -21,7 +23,7 @@ struct Worker: Sendable {
 
     /// How long one wait lasts before the worker looks at the abort flag: the bound on how
     /// late a stop is noticed. Waits end at once when a word arrives.
-    static var slice: Int64 { 10_000_000 }
+    static var slice: Int64 { Intake.slice }
 
     /// Opens its ends, handles its items, closes its lanes. Returns its exit status: 0 done
     /// (or stopped by someone else's failure), ``failedStatus`` failed (recorded in the
@@ -40,68 +42,45 @@ struct Worker: Sendable {
             return Self.failedStatus
         }
         defer { ends.close() }
-        let mine = stride(from: replica, to: plan.items, by: plan.nodes[node].replicas)
-        for item in mine {
-            guard handle(item, ends) else { return control.failure?.worker == index ? Self.failedStatus : 0 }
+        var intake = Intake(plan: plan, node: node, replica: replica, worker: index, control: control,
+                            transport: transport, ends: ends)
+        var own = plan.nodes[node].producesSlots
+            ? OwnSlots(plan: plan, node: node, replica: replica, worker: index, control: control, transport: transport,
+                       ends: ends)
+            : nil
+        while true {
+            let t0 = nowNanoseconds()
+            switch intake.next() {
+            case .end:
+                // Its last items (at most `buffer`) still hold slots of its own.
+                guard own?.awaitAllBack() ?? true else { return status }
+                return 0
+            case .stop:
+                return status
+            case let .item(item, word):
+                guard handle(item, in: word, waitingSince: t0, &own, ends) else { return status }
+            }
         }
-        // Its last `buffer` items (or all, if fewer) still hold slots of its own.
-        let step = plan.nodes[node].replicas
-        let count = plan.items > replica ? (plan.items - replica + step - 1) / step : 0
-        let outstanding = stride(from: replica + max(0, count - plan.buffer) * step, to: plan.items, by: step)
-        guard awaitSlotsBack(of: outstanding, ends) else { return control.failure?.worker == index ? Self.failedStatus : 0 }
-        return 0
     }
 
-    /// A producing worker waits for its last slots (those of `last`, its final `buffer`
-    /// items at most) to come back before it leaves: its return channel's receiver must
-    /// stay for as long as a reader may send on it, or the reader's send would find it gone
-    /// (a dead peer) and fail a run that succeeded.
-    private func awaitSlotsBack(of last: StrideTo<Int>, _ ends: WorkerEnds) -> Bool {
-        guard let freed = ends.freed, let reader = plan.slots.reader[node] else { return true }
-        let slots = transport.pools[node]!, lanes = plan.nodes[reader].replicas
-        for item in last {
-            guard let word = receive(freed, lane: item % lanes),
-                  accept(word, slots.problem(with: word, item: plan.returnsInOrder(node) ? item : nil, replica: replica), item)
-            else { return false }
-        }
-        return true
-    }
+    /// The exit status of a worker that stopped: failed if the failure recorded is its own.
+    private var status: Int32 { control.failure?.worker == index ? Self.failedStatus : 0 }
 
-    /// Handles one item; false when the run must stop (an abort, a failure of its own, an
-    /// upstream that ended early).
-    private func handle(_ item: Int, _ ends: WorkerEnds) -> Bool {
+    /// Handles one item; false when the run must stop (an abort, a failure of its own).
+    private func handle(_ item: Int, in word: SlotWord?, waitingSince t0: UInt64, _ own: inout OwnSlots?,
+                        _ ends: WorkerEnds) -> Bool {
         let this = plan.nodes[node], stage = this.stage!
         control.setCurrentItem(worker: index, item)
-        let t0 = nowNanoseconds()
-        var inSlot = -1
-        if node > 0 {
-            let upstream = plan.nodes[node - 1], inSlots = transport.pools[plan.inputOwner(node)]!
-            guard let word = receive(ends.input!, lane: item % upstream.replicas),
-                  accept(word, inSlots.problem(with: word, item: item, described: (upstream.outputShape, dtype(node - 1))), item)
-            else { return false }
-            inSlot = word.slot
-        }
         let t1 = nowNanoseconds()
+        let inSlot = word?.slot ?? -1
         var outSlot = inSlot  // kernel stages work in the slot they received
         let outSlots = transport.pools[plan.slots.owner[node]]!
-        if this.producesSlots {
-            if outSlots.ordinal(of: item) < plan.buffer {
-                outSlot = outSlots.initialSlot(of: item)
-            } else {
-                // Wait for one of this replica's slots to come back; in order, it is the
-                // slot of the item `buffer` places back, the most recently released.
-                let earlier = item - this.replicas * plan.buffer
-                let reader = plan.nodes[plan.slots.reader[node]!]
-                guard let word = receive(ends.freed!, lane: earlier % reader.replicas),
-                      accept(word, outSlots.problem(with: word, item: plan.returnsInOrder(node) ? earlier : nil,
-                                                    replica: replica), item)
-                else { return false }
-                outSlot = word.slot
-            }
+        if own != nil {
+            guard let slot = own!.take(for: item) else { return false }
+            outSlot = slot
         }
         let t2 = nowNanoseconds()
         control.setBusy(worker: index, since: t2)
-        defer { control.setBusy(worker: index, since: nil) }
         let out = outSlots.pool.slot(outSlot), shape = stage.outputShape
         do {
             switch stage.work {
@@ -114,45 +93,45 @@ struct Worker: Sendable {
                 try body.run(inSlots.pool.slot(inSlot), plan.nodes[node - 1].outputShape, out, shape, transport)
             }
         } catch {
+            control.setBusy(worker: index, since: nil)
             control.fail(worker: index, item: item, message: "\(error)")
             return false
         }
+        control.setBusy(worker: index, since: nil)
         // A kernel stage leaves the slot's descriptor as its producer wrote it: same shape,
         // same dtype, same item.
         if this.producesSlots { outSlots.pool.describe(outSlot, MatrixFrame(dtype: stage.outputDType, shape: shape, tag: UInt64(item))) }
         let t3 = nowNanoseconds()
-        let next = plan.nodes[node + 1]
-        guard send(SlotWord(item: item, slot: outSlot), on: ends.onward[item % next.replicas]) else { return false }
+        guard let target = nextReplica(for: item, ends),
+              send(SlotWord(item: item, slot: outSlot), on: ends.onward[target]) else { return false }
         if this.readsSlots {
-            let owner = plan.nodes[plan.inputOwner(node)]
-            guard send(SlotWord(item: item, slot: inSlot), on: ends.back[item % owner.replicas]) else { return false }
+            let inSlots = transport.pools[plan.inputOwner(node)]!
+            guard send(SlotWord(item: item, slot: inSlot), on: ends.back[inSlots.owner(of: inSlot)]) else { return false }
         }
-        control.add(worker: index, items: 1, busy: t3 - t2, inputWait: t1 - t0, outputWait: t2 - t1)
+        let t4 = nowNanoseconds()
+        control.add(worker: index, items: 1, busy: t3 - t2, inputWait: t1 - t0, outputWait: (t2 - t1) + (t4 - t3))
         return true
     }
 
-    /// The dtype node `n` writes.
-    private func dtype(_ n: Int) -> DType { plan.nodes[n].stage!.outputDType }
-
-    /// Waits in slices for the next word on `lane`; nil after an abort, an end of stream or a
-    /// dead peer (the run is aborted: whoever failed is reported by the supervisor).
-    private func receive(_ receiver: ChannelReceiver, lane: Int) -> SlotWord? {
-        while true {
-            do throws(ConveyorError) {
-                if let word = try receiver.receive(lane: lane, timeout: Self.slice) { return SlotWord(word) }
-            } catch {
-                control.abort()
-                return nil
+    /// The replica of the next node that takes `item`: by the edge's rule, or for a dealt
+    /// edge the one whose credit comes first (waiting for it in slices); nil to stop.
+    private func nextReplica(for item: Int, _ ends: WorkerEnds) -> Int? {
+        let next = node + 1
+        switch plan.edges[next] {
+        case .roundRobin: return item % plan.nodes[next].replicas
+        case .paired: return replica
+        case .merged: return 0
+        case .dealt:
+            while true {
+                do throws(ConveyorError) {
+                    if let (lane, _) = try ends.credits!.receiveAny(timeout: Self.slice) { return lane }
+                } catch {
+                    control.abort()  // every replica it deals to has ended or died: the run is over
+                    return nil
+                }
+                if control.aborted { return nil }
             }
-            if control.aborted { return nil }
         }
-    }
-
-    /// Records a word that cannot be trusted as this worker's failure; true if it is sound.
-    private func accept(_ word: SlotWord, _ problem: String?, _ item: Int) -> Bool {
-        guard let problem else { return true }
-        control.fail(worker: index, item: item, message: problem)
-        return false
     }
 
     /// Sends a word; a lane never fills (see ``RunTransport``), so any failure — a dead

@@ -26,6 +26,8 @@ let package = Package(
         // A Swift producer of a named ring for the Python tests' cross-language check
         // (scripts/test-python builds it); not meant for users.
         .executable(name: "conveyor-ring-peer", targets: ["ConveyorRingPeer"]),
+        // A C stage program (conveyor.h section 10) that pipeline tests start as a stage.
+        .executable(name: "conveyor-kernel-stage", targets: ["ConveyorKernelStage"]),
     ],
     traits: [
         .trait(name: "OpenMP", description: "Parallel kernels through LLVM's libomp (libomp-dev)."),
@@ -77,6 +79,7 @@ let package = Package(
             dependencies: ["Conveyor"],
             path: "Tests/RingPeer"
         ),
+        .executableTarget(name: "ConveyorKernelStage", dependencies: ["CKernels"], path: "Tests/StagePrograms"),
         .testTarget(
             name: "ConveyorTests",
             dependencies: ["Conveyor", "CKernels"],

@@ -1056,6 +1056,140 @@ CONVEYOR_API int conveyor_channel_receive_any(conveyor_channel *receiver, int64_
 CONVEYOR_API int conveyor_channel_read_stats(const conveyor_channel *channel,
                                              conveyor_channel_stats *stats, size_t size);
 
+/* ===================================================================================
+ * 10. Stage programs: a process of any language as a pipeline stage
+ *
+ * A pipeline (Swift's Conveyor.Pipeline, Python's conveyor.Pipeline) can start a program
+ * as one of its stages (an EXTERNAL stage, or a SPAWNED one: the pipeline's own executable
+ * serving a closure). The program serves items until end of stream through the pieces of
+ * section 9: it reads each input in place in a slot of the upstream pool and writes its
+ * output in place in a slot of the pipeline's pool for this stage. conveyor_stage_serve
+ * is the whole program side; a program calls it with a callback and returns its result.
+ *
+ * The contract (protocol version 1), in the environment variable CONVEYOR_STAGE that the
+ * pipeline sets when it starts the program: one line of space-separated key=value tokens,
+ * the first being "conveyor-stage/1":
+ *
+ *   conveyor-stage/1 in=f64:500x2000 out=f64:500x2000 in_pool=3 out_pool=4 jobs=5
+ *       done=6 report=7 parent=4242 replica=0 name=g
+ *
+ *   in, out    the items' element type (bytes, f32, f64) and shape (1 to 4 extents joined
+ *              by 'x'); in=none for a source, which gets no input.
+ *   in_pool    fd of the upstream pool (a sealed MEMFD pool; absent when in=none).
+ *   out_pool   fd of this stage's output pool, or "in": the stage works in place in its
+ *              input slot (the out shape and type then equal the in ones).
+ *   jobs       fd of a one-lane channel: the program is its RECEIVER.
+ *   done       fd of a one-lane channel: the program is its SENDER.
+ *   report     fd of a pipe the program writes a failure's message to, once, before it
+ *              exits; the pipeline reads it when the program ends early.
+ *   parent     pid of the process that started the program: the program dies with it
+ *              (PR_SET_PDEATHSIG, then a check that it has not died already). Linux sends
+ *              that signal when the THREAD that started the program exits: a pipeline
+ *              starts its programs from a thread that outlives them.
+ *   replica    which replica of the stage this process is (0-based), for the callback.
+ *   name       the stage's name: always the last key, it takes the rest of the line.
+ *
+ * Per item the pipeline sends two words on `jobs`: the input word item << 24 | in_slot
+ * (for a source, item << 24 | 0xFFFFFF) and the output word item << 24 | out_slot (the
+ * same word as the input when in place). The program checks both (slots inside their
+ * pools, the input slot's descriptor saying it holds item `item` as declared), calls the
+ * callback, describes the output slot (conveyor_pool_describe: the declared type and
+ * shape, tag = item) and sends the output word on `done`. The slots stay the pipeline's:
+ * the program touches the input slot only between receiving its word and sending `done`,
+ * and never writes it unless in place. End of stream: the pipeline closes `jobs`; the
+ * program returns from conveyor_stage_serve with CONVEYOR_OK and exits 0, and the pipeline
+ * expects exactly that. Channel SYNC POINTS (section 9) publish the slots' contents both
+ * ways, so nothing else is shared.
+ *
+ * Failure, on either side, is never a hang: the pipeline waits for `done` in slices and
+ * checks between them whether the program is still alive; the program's waits report a
+ * dead pipeline as CONVEYOR_E_PEER_DEAD, and the parent's death kills it. Whatever
+ * makes the program stop early (its callback failing, a contract it refuses, a protocol
+ * error) is written to `report` as one line and returned as a status; the pipeline
+ * reports it with the stage's name and the item.
+ * =================================================================================== */
+
+/** The protocol version of the CONVEYOR_STAGE contract this header describes. */
+#define CONVEYOR_STAGE_PROTOCOL 1
+
+/** The environment variable that carries the contract. */
+#define CONVEYOR_STAGE_ENV "CONVEYOR_STAGE"
+
+/** The input word of a source's job: it has no input slot. */
+#define CONVEYOR_STAGE_NO_SLOT 0xFFFFFFu
+
+/** The longest failure line conveyor_stage_serve writes, its newline included; also the
+ * size of the message buffer the callback gets. */
+#define CONVEYOR_STAGE_MESSAGE_MAX 512
+
+/**
+ * What a program accepts for one side (input or output), checked against the contract
+ * before the first item. Zero-initialize: dtype 0 (CONVEYOR_DTYPE_BYTES) with
+ * `any_dtype` set accepts every type, rank 0 accepts every shape, and an extent of 0
+ * accepts any extent in that place.
+ */
+typedef struct conveyor_stage_side {
+    uint32_t dtype;                          /**< A conveyor_dtype the program needs. */
+    uint32_t any_dtype;                      /**< Non-zero: any dtype is fine. */
+    uint32_t rank;                           /**< Needed rank, or 0 for any shape. */
+    uint32_t reserved;                       /**< Must be 0. */
+    uint64_t shape[CONVEYOR_FRAME_MAX_RANK]; /**< Needed extents; 0 = any. */
+} conveyor_stage_side;
+
+/** What the program accepts. Zero-initialize, then set what it needs. */
+typedef struct conveyor_stage_contract {
+    conveyor_stage_side input;   /**< Ignored for a source (in=none). */
+    conveyor_stage_side output;
+    uint32_t allow_source;       /**< Non-zero: the program may serve as a source. */
+    uint32_t allow_in_place;     /**< Non-zero: the program may be given out_pool=in. */
+} conveyor_stage_contract;
+
+/** One item as the callback sees it. The pointers are into shared slots, valid only
+ * until the callback returns; `input` is NULL for a source, and equals `output` in place. */
+typedef struct conveyor_stage_item {
+    uint64_t item;                   /**< The item's index in the stream. */
+    uint32_t replica;                /**< This process's replica of the stage. */
+    uint32_t reserved;
+    const void *input;               /**< The input, read-only (unless in place). */
+    const conveyor_frame_info *input_info; /**< Its type and shape (NULL for a source). */
+    void *output;                    /**< Where to write the output, in place. */
+    const conveyor_frame_info *output_info; /**< The declared output type and shape. */
+    const char *name;                /**< The stage's name. */
+} conveyor_stage_item;
+
+/**
+ * A stage's work on one item. Returns 0 on success; anything else fails the item, and
+ * then `message` (of `message_size` bytes, NUL-terminated by the callee; may be left
+ * empty) says why. Called on the thread that called conveyor_stage_serve.
+ */
+typedef int (*conveyor_stage_fn)(void *context, const conveyor_stage_item *item, char *message,
+                                 size_t message_size);
+
+/**
+ * Serves the stage described by CONVEYOR_STAGE until end of stream: attaches the pools
+ * and channels the contract names, checks the contract against `contract` (NULL accepts
+ * any), then per item receives its words, checks them and the input's descriptor, calls
+ * `fn`, describes the output and sends it on. Returns CONVEYOR_OK when the pipeline
+ * closes the stream. Cost: per item two channel receives, one send and the checks (well
+ * under a microsecond); waits sleep in the channel's futex.
+ * Errors, each also written as one line to the contract's `report` fd (and to stderr
+ * when there is none, or the write fails): CONVEYOR_E_INVALID_ARGUMENT (no or a malformed
+ * CONVEYOR_STAGE, declared items larger than their pool's slots, or a contract the
+ * program refuses: the line names both sides), CONVEYOR_E_VERSION (another protocol
+ * version), CONVEYOR_E_CORRUPT (a word or descriptor the pipeline should never send),
+ * CONVEYOR_E_BAD_STATE (fn failed; the line has its message and the item),
+ * CONVEYOR_E_PEER_DEAD (the pipeline died, or `parent` is not this process's parent),
+ * CONVEYOR_E_NULL_POINTER (fn is NULL), CONVEYOR_E_SYSTEM (prctl failed), and those of
+ * attaching (section 9). A report fd whose reader is gone does not raise SIGPIPE.
+ */
+CONVEYOR_API int conveyor_stage_serve(const conveyor_stage_contract *contract, conveyor_stage_fn fn,
+                                      void *context);
+
+/** conveyor_stage_serve as a main function: its exit status, 0 at end of stream, 1 after a
+ * failure (already reported), 2 when the contract was refused or malformed. */
+CONVEYOR_API int conveyor_stage_main(const conveyor_stage_contract *contract, conveyor_stage_fn fn,
+                                     void *context);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

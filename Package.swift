@@ -26,8 +26,11 @@ let package = Package(
         // A Swift producer of a named ring for the Python tests' cross-language check
         // (scripts/test-python builds it); not meant for users.
         .executable(name: "conveyor-ring-peer", targets: ["ConveyorRingPeer"]),
-        // A C stage program (conveyor.h section 10) that pipeline tests start as a stage.
+        // Stage programs (conveyor.h section 10) that the pipeline tests of every language
+        // start as stages, in C and in Swift, and the spawned-mode check; not meant for users.
         .executable(name: "conveyor-kernel-stage", targets: ["ConveyorKernelStage"]),
+        .executable(name: "conveyor-swift-stage", targets: ["ConveyorSwiftStage"]),
+        .executable(name: "conveyor-spawn-check", targets: ["ConveyorSpawnCheck"]),
     ],
     traits: [
         .trait(name: "OpenMP", description: "Parallel kernels through LLVM's libomp (libomp-dev)."),
@@ -80,9 +83,13 @@ let package = Package(
             path: "Tests/RingPeer"
         ),
         .executableTarget(name: "ConveyorKernelStage", dependencies: ["CKernels"], path: "Tests/StagePrograms"),
+        .executableTarget(name: "ConveyorSwiftStage", dependencies: ["Conveyor"], path: "Tests/SwiftStage"),
+        .executableTarget(name: "ConveyorSpawnCheck", dependencies: ["Conveyor"], path: "Tests/SpawnCheck"),
         .testTarget(
             name: "ConveyorTests",
-            dependencies: ["Conveyor", "CKernels"],
+            // The stage programs are dependencies so that `swift test` builds them beside
+            // the tests, which start them.
+            dependencies: ["Conveyor", "CKernels", "ConveyorKernelStage", "ConveyorSwiftStage", "ConveyorSpawnCheck"],
             path: "Tests/ConveyorTests"
         ),
     ],

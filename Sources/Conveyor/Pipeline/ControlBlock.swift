@@ -8,7 +8,8 @@ import Atomics
 /// [2] failed item, [3] failure claim (the first failing worker wins it), [4] the next item
 /// a source replica claims under dynamic dealing; then 8 words per
 /// worker: items, busy ns, input-wait ns, output-wait ns, current item + 1, busy since
-/// (monotonic ns, 0 while not computing); then the failure message.
+/// (monotonic ns, 0 while not computing), the pid of the program it drives (0: none);
+/// then the failure message.
 final class ControlBlock: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let bytes: Int
@@ -79,6 +80,16 @@ final class ControlBlock: @unchecked Sendable {
     func busySince(worker: Int) -> UInt64? {
         let time = counter(worker, 5).load(ordering: .relaxed)
         return time == 0 ? nil : time
+    }
+
+    /// Records the program a worker drives (nil: none), for the stall watchdog to kill.
+    /// The worker clears it before it reaps the program, so that a pid the kernel may hand
+    /// out again is not left here; a watchdog that read it just before is racing a reap
+    /// of microseconds, after a stall of `stallTimeout`.
+    func setProgram(worker: Int, _ pid: Int32?) { counter(worker, 6).store(UInt64(pid ?? 0), ordering: .relaxed) }
+    func programID(worker: Int) -> Int32? {
+        let pid = Int32(truncatingIfNeeded: counter(worker, 6).load(ordering: .relaxed))
+        return pid == 0 ? nil : pid
     }
 
     func setCurrentItem(worker: Int, _ item: Int) { counter(worker, 4).store(UInt64(item + 1), ordering: .relaxed) }

@@ -16,7 +16,7 @@ struct PlannedStage: Sendable {
     /// Writes new items into slots of its own pool (the source, closure stages).
     var producesSlots: Bool {
         switch stage?.work {
-        case .source?, .closure?: return true
+        case .source?, .closure?, .external?: return true
         case .kernel?, nil: return false
         }
     }
@@ -24,7 +24,7 @@ struct PlannedStage: Sendable {
     /// Reads its input slot and hands it back to its owner (closure stages, the sink).
     var readsSlots: Bool {
         switch stage?.work {
-        case .closure?, nil: return true
+        case .closure?, .external?, nil: return true
         case .source?, .kernel?: return false
         }
     }
@@ -77,6 +77,16 @@ struct RunPlan: Sendable {
             if case let .kernel(program) = stage.work, let problem = program.problem(stage.outputShape) {
                 throw .invalidDefinition("stage '\(stage.name)': \(problem)")
             }
+            if case let .external(program) = stage.work, program.command.first?.isEmpty ?? true {
+                throw .invalidDefinition("external stage '\(stage.name)' has no program to run")
+            }
+        }
+        if mode == .spawnedProcesses {
+            // A spawned copy of the executable finds its stage by name.
+            var seen = Set<String>()
+            for stage in stages where !seen.insert(stage.name).inserted {
+                throw .invalidDefinition("two stages are named '\(stage.name)': spawnedProcesses finds a stage by its name")
+            }
         }
         // A lane holds every item its edge can have in flight (buffer per replica of the
         // slots' owner), and a pool buffer slots per replica: both within the C limits.
@@ -119,6 +129,20 @@ struct RunPlan: Sendable {
     /// Whether the source's replicas claim their items from the shared counter (dynamic
     /// dealing with more than one source replica) instead of taking every r-th.
     var sourceClaims: Bool { dealing == .dynamic && nodes[0].replicas > 1 }
+
+    /// Whether node n's workers hand their items to a program of their own (an external
+    /// stage, or every stage in ``ExecutionMode/spawnedProcesses``); never the sink.
+    func runsProgram(_ n: Int) -> Bool {
+        guard let stage = nodes[n].stage else { return false }
+        if case .external = stage.work { return true }
+        return mode == .spawnedProcesses
+    }
+
+    /// Whether node n's pool must be passable to another program: a program writes or reads
+    /// its slots.
+    func poolIsPassed(_ n: Int) -> Bool {
+        (0..<sink).contains { m in runsProgram(m) && (slots.owner[m] == n || (m > 0 && inputOwner(m) == n)) }
+    }
 
     /// Whether node n − 1's one replica deals node n's items by credit.
     func isDealt(_ n: Int) -> Bool { n < nodes.count && edges[n] == .dealt }

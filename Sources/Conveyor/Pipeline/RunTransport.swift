@@ -33,6 +33,9 @@ final class RunTransport: @unchecked Sendable {
     private let returns: [[Channel]]
     /// credits[n]: the credit channel of dealt node n (nil for other nodes).
     private let credits: [Channel?]
+    /// programs[w]: the jobs and done channels between worker w and its stage program
+    /// (memfd, one lane each; nil for workers that run their stage themselves).
+    let programs: [(jobs: Channel, done: Channel)?]
     private let plan: RunPlan
     /// Bytes of shared memory held: pools plus channels.
     let bytes: Int
@@ -47,7 +50,8 @@ final class RunTransport: @unchecked Sendable {
                 throw .invalidDefinition("stage '\(stage.name)' outputs \(shape): too large")
             }
             do throws(ConveyorError) {
-                let pool = try Pool(slotCount: stage.replicas * plan.buffer, slotBytes: slotBytes)
+                let pool = try Pool(slotCount: stage.replicas * plan.buffer, slotBytes: slotBytes,
+                                    passable: plan.poolIsPassed(pools.count))
                 pools.append(NodeSlots(pool: pool, replicas: stage.replicas, buffer: plan.buffer))
             } catch {
                 throw .setupFailed("the slots of stage '\(stage.name)' (\(stage.replicas * plan.buffer) of \(slotBytes) bytes): \(error)")
@@ -75,19 +79,31 @@ final class RunTransport: @unchecked Sendable {
                                     "the credits of '\(plan.nodes[n].name)'")[0]
                 : nil)
         }
+        var programs: [(jobs: Channel, done: Channel)?] = []
+        for (node, _) in plan.workers {
+            guard plan.runsProgram(node) else { programs.append(nil); continue }
+            // Two words per item (input and output slot), one answer: see StageProcess.
+            let what = "the program channels of '\(plan.nodes[node].name)'"
+            let jobs = try Self.channels(1, lanes: 1, capacity: 2, spin: spin, passable: true, what)[0]
+            let done = try Self.channels(1, lanes: 1, capacity: 1, spin: spin, passable: true, what)[0]
+            programs.append((jobs, done))
+        }
         self.inputs = inputs
         self.returns = returns
         self.credits = credits
-        let channelBytes = (inputs + returns + [credits.compactMap { $0 }]).joined().reduce(0) { $0 + $1.mappedBytes }
+        self.programs = programs
+        let programChannels = programs.compactMap { $0 }.flatMap { [$0.jobs, $0.done] }
+        let channelBytes = (inputs + returns + [credits.compactMap { $0 }, programChannels]).joined()
+            .reduce(0) { $0 + $1.mappedBytes }
         bytes = pools.reduce(channelBytes) { $0 + ($1?.pool.mappedBytes ?? 0) }
     }
 
-    private static func channels(_ count: Int, lanes: Int, capacity: Int, spin: Int,
+    private static func channels(_ count: Int, lanes: Int, capacity: Int, spin: Int, passable: Bool = false,
                                  _ what: String) throws(PipelineError) -> [Channel] {
         var channels: [Channel] = []
         for _ in 0..<count {
             do throws(ConveyorError) {
-                channels.append(try Channel(lanes: lanes, capacity: capacity, spin: spin))
+                channels.append(try Channel(lanes: lanes, capacity: capacity, spin: spin, passable: passable))
             } catch {
                 throw .setupFailed("\(what): \(error)")
             }

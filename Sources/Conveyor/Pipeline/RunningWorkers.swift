@@ -27,7 +27,7 @@ struct RunningWorkers {
                               replica: worker.replica, index: w)
             let name = plan.nodes[worker.node].name
             switch plan.mode {
-            case .threads:
+            case .threads, .spawnedProcesses:  // spawned: the thread drives its stage's program
                 do throws(SystemCallError) {
                     running.threads.append((w, try Posix.Thread.start { _ = body.run() }))
                 } catch {
@@ -67,6 +67,13 @@ struct RunningWorkers {
         let now = nowNanoseconds()
         for w in plan.workers.indices {
             guard let since = control.busySince(worker: w), now > since, now - since > limit else { continue }
+            // A worker that drives a program waits for it: kill the program, and the
+            // worker, seeing it gone, reaps it and stops.
+            if let program = control.programID(worker: w) {
+                Posix.kill(program, SIGKILL)
+                return .stageStalled(stage: plan.nodes[plan.workers[w].node].name, item: control.currentItem(worker: w),
+                                     seconds: Double(now - since) / 1e9)
+            }
             if let child = children.first(where: { $0.worker == w }) { Posix.kill(child.pid, SIGKILL) }
             if let i = threads.firstIndex(where: { $0.worker == w }) { threads.remove(at: i).thread.detach() }
             return .stageStalled(stage: plan.nodes[plan.workers[w].node].name, item: control.currentItem(worker: w),

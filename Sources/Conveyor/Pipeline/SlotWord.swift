@@ -11,6 +11,9 @@ struct SlotWord: Equatable, CustomStringConvertible {
 
     /// Bits of the slot number.
     static var slotBits: Int { 24 }
+    /// The slot number of a source's job word, which has no input slot
+    /// (`CONVEYOR_STAGE_NO_SLOT`); never a slot of a pool (at most 65,536 slots).
+    static var noSlot: Int { (1 << slotBits) - 1 }
     /// The largest item number a word carries.
     static var maxItem: Int { (1 << (64 - slotBits)) - 1 }
 

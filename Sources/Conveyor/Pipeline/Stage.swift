@@ -15,6 +15,9 @@ struct Stage: Sendable {
         case kernel(KernelProgram)
         /// Any Swift code: reads the input slot in place, writes an output slot in place.
         case closure(ClosureBody)
+        /// Another program (C, Python, Swift...), started by the worker, which reads the
+        /// input slot and writes an output slot in place (conveyor.h section 10).
+        case external(ExternalCommand)
     }
 
     /// The name used in stats and errors.
@@ -27,6 +30,12 @@ struct Stage: Sendable {
     var outputShape: Shape
     /// Element type of the matrices the stage outputs.
     var outputDType: DType
+}
+
+/// The program an external stage runs: its path first, then its arguments. Each replica
+/// gets its own process, started with posix_spawn when the run starts.
+struct ExternalCommand: Sendable {
+    let command: [String]
 }
 
 /// A source with its element type erased: fills the slot at `slot` (a `shape` matrix) with

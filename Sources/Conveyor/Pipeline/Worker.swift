@@ -48,27 +48,71 @@ struct Worker: Sendable {
             ? OwnSlots(plan: plan, node: node, replica: replica, worker: index, control: control, transport: transport,
                        ends: ends)
             : nil
+        var program: StageProcess?
+        if plan.runsProgram(node) {
+            guard let started = startProgram() else { return Self.failedStatus }
+            program = started
+        }
         while true {
             let t0 = nowNanoseconds()
             switch intake.next() {
             case .end:
+                if let problem = program?.finish() { return fail(problem, item: -1) }
                 // Its last items (at most `buffer`) still hold slots of its own.
                 guard own?.awaitAllBack() ?? true else { return status }
                 return 0
             case .stop:
                 return status
             case let .item(item, word):
-                guard handle(item, in: word, waitingSince: t0, &own, ends) else { return status }
+                guard handle(item, in: word, waitingSince: t0, &own, program, ends) else { return status }
             }
         }
     }
+
+    /// Records `problem` as this worker's failure at `item` (an empty one means someone
+    /// else's abort) and returns the exit status.
+    private func fail(_ problem: String, item: Int) -> Int32 {
+        if !problem.isEmpty { control.fail(worker: index, item: item, message: problem) }
+        return status
+    }
+
+    /// Starts the program this worker hands its items to: the external stage's command, or
+    /// in spawned mode a copy of this executable, with this node's contract. Nil (failure
+    /// recorded) if it cannot start.
+    private func startProgram() -> StageProcess? {
+        let stage = plan.nodes[node].stage!
+        let path: String, arguments: [String]
+        if case let .external(external) = stage.work {
+            (path, arguments) = (external.command[0], external.command)
+        } else {
+            (path, arguments) = (Posix.ownExecutable, CommandLine.arguments)
+        }
+        var inPlace = false
+        if case .kernel = stage.work { inPlace = true }
+        let input = node > 0 ? (dtype(node - 1), plan.nodes[node - 1].outputShape) : nil
+        let contract = StageContract(input: input, output: (stage.outputDType, stage.outputShape), inPlace: inPlace,
+                                     parent: Posix.processID, replica: replica, name: stage.name)
+        let channels = transport.programs[index]!
+        do throws(StageProcessError) {
+            return try StageProcess(path: path, arguments: arguments, environment: Posix.environment, contract: contract,
+                                    inPool: node > 0 ? transport.pools[plan.inputOwner(node)]!.pool : nil,
+                                    outPool: transport.pools[plan.slots.owner[node]]!.pool, jobs: channels.jobs,
+                                    done: channels.done, control: control, worker: index)
+        } catch {
+            control.fail(worker: index, item: -1, message: "\(error)")
+            return nil
+        }
+    }
+
+    /// The dtype node `n` writes.
+    private func dtype(_ n: Int) -> DType { plan.nodes[n].stage!.outputDType }
 
     /// The exit status of a worker that stopped: failed if the failure recorded is its own.
     private var status: Int32 { control.failure?.worker == index ? Self.failedStatus : 0 }
 
     /// Handles one item; false when the run must stop (an abort, a failure of its own).
     private func handle(_ item: Int, in word: SlotWord?, waitingSince t0: UInt64, _ own: inout OwnSlots?,
-                        _ ends: WorkerEnds) -> Bool {
+                        _ program: StageProcess?, _ ends: WorkerEnds) -> Bool {
         let this = plan.nodes[node], stage = this.stage!
         control.setCurrentItem(worker: index, item)
         let t1 = nowNanoseconds()
@@ -82,24 +126,25 @@ struct Worker: Sendable {
         let t2 = nowNanoseconds()
         control.setBusy(worker: index, since: t2)
         let out = outSlots.pool.slot(outSlot), shape = stage.outputShape
-        do {
-            switch stage.work {
-            case let .source(body):
-                try body.run(item, out, shape, transport)
-            case let .kernel(program):
-                program.run(out, shape.rows * shape.cols)  // in place, slot handed on
-            case let .closure(body):
-                let inSlots = transport.pools[plan.inputOwner(node)]!
-                try body.run(inSlots.pool.slot(inSlot), plan.nodes[node - 1].outputShape, out, shape, transport)
+        if let program {
+            if let problem = program.compute(item: item, input: word, output: SlotWord(item: item, slot: outSlot)) {
+                control.setBusy(worker: index, since: nil)
+                _ = fail(problem, item: item)
+                return false
             }
-        } catch {
-            control.setBusy(worker: index, since: nil)
-            control.fail(worker: index, item: item, message: "\(error)")
-            return false
+        } else {
+            do {
+                try compute(item, stage.work, inSlot: inSlot, out: out, shape)
+            } catch {
+                control.setBusy(worker: index, since: nil)
+                control.fail(worker: index, item: item, message: "\(error)")
+                return false
+            }
         }
         control.setBusy(worker: index, since: nil)
         // A kernel stage leaves the slot's descriptor as its producer wrote it: same shape,
-        // same dtype, same item.
+        // same dtype, same item. (A program describes its output too; this is the
+        // pipeline's own word on it.)
         if this.producesSlots { outSlots.pool.describe(outSlot, MatrixFrame(dtype: stage.outputDType, shape: shape, tag: UInt64(item))) }
         let t3 = nowNanoseconds()
         guard let target = nextReplica(for: item, ends),
@@ -111,6 +156,23 @@ struct Worker: Sendable {
         let t4 = nowNanoseconds()
         control.add(worker: index, items: 1, busy: t3 - t2, inputWait: t1 - t0, outputWait: (t2 - t1) + (t4 - t3))
         return true
+    }
+
+    /// Runs the stage's own work on one item, in this process: the source fills `out`, a
+    /// kernel program transforms it in place, a closure reads slot `inSlot` and writes `out`.
+    private func compute(_ item: Int, _ work: Stage.Work, inSlot: Int, out: UnsafeMutableRawPointer,
+                         _ shape: Shape) throws {
+        switch work {
+        case let .source(body):
+            try body.run(item, out, shape, transport)
+        case let .kernel(program):
+            program.run(out, shape.rows * shape.cols)  // in place, slot handed on
+        case let .closure(body):
+            let inSlots = transport.pools[plan.inputOwner(node)]!
+            try body.run(inSlots.pool.slot(inSlot), plan.nodes[node - 1].outputShape, out, shape, transport)
+        case .external:
+            preconditionFailure("an external stage's items go to its program")
+        }
     }
 
     /// The replica of the next node that takes `item`: by the edge's rule, or for a dealt

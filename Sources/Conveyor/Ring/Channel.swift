@@ -24,13 +24,15 @@ final class Channel: @unchecked Sendable {
     /// Words each lane holds.
     let capacity: Int
 
-    /// Creates an anonymous channel (shared with processes forked afterwards) and holds it.
+    /// Creates an anonymous channel (shared with processes forked afterwards) and holds it;
+    /// with `passable`, a sealed memfd channel whose ``fd`` another program can attach
+    /// (`conveyor_channel_attach_fd`).
     /// Ends start with `spin` busy-wait iterations before they sleep. The corresponding C
     /// function is `conveyor_channel_create`. Cost: one mmap of a header page, 384 bytes per
     /// lane and `lanes * capacity * 8` bytes of words.
     /// - Throws: ``ConveyorError`` with `CONVEYOR_E_INVALID_ARGUMENT` (lanes outside
     ///   1...64, capacity outside 1...65536), `CONVEYOR_E_SYSTEM`, `CONVEYOR_E_NO_MEMORY`.
-    init(lanes: Int, capacity: Int, spin: Int) throws(ConveyorError) {
+    init(lanes: Int, capacity: Int, spin: Int, passable: Bool = false) throws(ConveyorError) {
         guard let lanes32 = UInt32(exactly: lanes), let capacity32 = UInt32(exactly: capacity),
               let spin32 = UInt32(exactly: spin) else {
             throw .invalidArgument
@@ -39,7 +41,7 @@ final class Channel: @unchecked Sendable {
         config.lanes = lanes32
         config.capacity = capacity32
         config.spin = spin32
-        config.backing = Int32(CONVEYOR_RING_ANONYMOUS.rawValue)
+        config.backing = Int32((passable ? CONVEYOR_RING_MEMFD : CONVEYOR_RING_ANONYMOUS).rawValue)
         var holder: OpaquePointer?
         try ConveyorError.check(conveyor_channel_create(&config, &holder))
         pointer = holder!
@@ -48,6 +50,9 @@ final class Channel: @unchecked Sendable {
     }
 
     deinit { conveyor_channel_destroy(pointer) }
+
+    /// The memfd behind a passable channel (owned by this object; close-on-exec), or -1.
+    var fd: Int32 { conveyor_channel_fd(pointer) }
 
     /// Bytes of the channel's shared mapping (`conveyor_channel_read_stats`).
     var mappedBytes: Int {

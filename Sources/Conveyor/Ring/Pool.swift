@@ -22,19 +22,21 @@ final class Pool: @unchecked Sendable {
     let mappedBytes: Int
 
     /// Creates an anonymous pool (shared with processes forked afterwards, which inherit this
-    /// handle). The corresponding C function is `conveyor_pool_create`. Cost: one mmap;
-    /// slot memory is committed as it is first written.
+    /// handle), or with `passable`, a sealed memfd pool whose ``fd`` another program can
+    /// attach (`conveyor_pool_attach_fd`). The corresponding C function is
+    /// `conveyor_pool_create`. Cost: one mmap (plus memfd_create and ftruncate); slot memory
+    /// is committed as it is first written.
     /// - Throws: ``ConveyorError`` with the C status: `CONVEYOR_E_INVALID_ARGUMENT` (0 or
     ///   too many slots, 0 or too many bytes), `CONVEYOR_E_OVERFLOW`, `CONVEYOR_E_SYSTEM`,
     ///   `CONVEYOR_E_NO_MEMORY`.
-    init(slotCount: Int, slotBytes: Int) throws(ConveyorError) {
+    init(slotCount: Int, slotBytes: Int, passable: Bool = false) throws(ConveyorError) {
         guard let count = UInt32(exactly: slotCount), let bytes = UInt64(exactly: slotBytes) else {
             throw .invalidArgument
         }
         var config = conveyor_pool_config()
         config.slot_count = count
         config.slot_bytes = bytes
-        config.backing = Int32(CONVEYOR_RING_ANONYMOUS.rawValue)
+        config.backing = Int32((passable ? CONVEYOR_RING_MEMFD : CONVEYOR_RING_ANONYMOUS).rawValue)
         var pool: OpaquePointer?
         try ConveyorError.check(conveyor_pool_create(&config, &pool))
         pointer = pool!
@@ -44,6 +46,9 @@ final class Pool: @unchecked Sendable {
     }
 
     deinit { conveyor_pool_destroy(pointer) }
+
+    /// The memfd behind a passable pool (owned by this object; close-on-exec), or -1.
+    var fd: Int32 { conveyor_pool_fd(pointer) }
 
     /// The writable memory of slot `index` (`conveyor_pool_slot`). Cost: arithmetic.
     /// Traps for an index outside the pool: callers check numbers that came from shared

@@ -13,13 +13,13 @@ import Glibc
 // or sleeps.
 
 /// errno values that only a bug of this package can cause: a bad pointer or descriptor.
-private func isProgrammerError(_ code: Int32) -> Bool { code == EFAULT || code == EBADF }
+func isProgrammerError(_ code: Int32) -> Bool { code == EFAULT || code == EBADF }
 
 /// Runs `body` (a call that returns -1 and sets `errno` on failure), retrying on EINTR, and
 /// turns a failure into a ``SystemCallError`` read right after the call. With
 /// `trappingBadDescriptors` (the default), EFAULT and EBADF trap as bugs of ours.
 @inline(__always)
-private func syscall<T: FixedWidthInteger>(_ name: String, trappingBadDescriptors: Bool = true,
+func syscall<T: FixedWidthInteger>(_ name: String, trappingBadDescriptors: Bool = true,
                                            _ body: () -> T) throws(SystemCallError) -> T {
     while true {
         let result = body()

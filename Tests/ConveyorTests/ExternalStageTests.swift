@@ -1,0 +1,142 @@
+@testable import Conveyor
+import Foundation
+import Testing
+
+/// External stages (a C, Swift or Python program serving items through conveyor.h
+/// section 10) and the spawned mode: the same results as closures, every failure of the
+/// program reported by stage and item, and nothing left behind.
+@Suite(.serialized) struct ExternalStageTests {
+    static let modes = [ExecutionMode.threads, .processes]
+
+    /// The directory the test runner and the stage programs were built into.
+    static let products: URL = {
+        let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        return URL(fileURLWithPath: exe ?? CommandLine.arguments[0]).deletingLastPathComponent()
+    }()
+
+    static func program(_ name: String) -> String { products.appendingPathComponent(name).path }
+    static var kernelStage: String { program("conveyor-kernel-stage") }
+    static var swiftStage: String { program("conveyor-swift-stage") }
+
+    /// The question's pipeline; `h` and `f` as given, `g` a kernel stage.
+    static func seed(items: Int, h: (Pipeline<Double>) -> Pipeline<Double>,
+                     f: (Pipeline<Double>) -> Pipeline<Double>) -> Pipeline<Double> {
+        let source = Pipeline(items: items, rows: 50, cols: 40, of: Double.self) { i, x in
+            x.fillUniform(seed: 2016, stream: UInt64(i))
+        }
+        return f(h(source).stage("g", [.multiply(3)]))
+    }
+
+    static func allSwift(items: Int) throws -> Double {
+        try seed(items: items, h: { $0.stage("h", [.square]) }, f: { $0.stage("f", [.add(1)]) })
+            .run(.threads, into: 0.0) { $0 += $1.sum() }.result
+    }
+
+    /// `__KMP_REGISTERED_LIB_<pid>` entries new since `before` whose process is gone: what
+    /// a program killed without its reaper removing the file would leave (a live or zombie
+    /// process still holds its own).
+    static func orphanedRegistrations(since before: Set<String>) -> [String] {
+        Leftovers.sharedMemory().subtracting(before).filter { name in
+            guard name.hasPrefix("__KMP_REGISTERED_LIB_"), let pid = Leftovers.owner(of: name) else { return false }
+            return kill(pid, 0) == -1 && errno == ESRCH
+        }.sorted()
+    }
+
+    @Test(arguments: modes)
+    func cAndSwiftProgramsInTheMiddleGiveTheAllSwiftChecksum(mode: ExecutionMode) throws {
+        if PipelineTests.skipped(mode) { return }
+        let before = Leftovers.sharedMemory()
+        let mixed = Self.seed(items: 30, h: { $0.external("h", command: [Self.kernelStage, "square"]) },
+                              f: { $0.external("f", command: [Self.swiftStage, "add", "1"], replicas: 2) })
+        for dealing in Dealing.allCases {
+            let monitor = PipelineMonitor()
+            let run = try mixed.run(mode, dealing: dealing, monitor: monitor, into: 0.0) { $0 += $1.sum() }
+            #expect(run.result == (try Self.allSwift(items: 30)), "\(mode) \(dealing)")
+            #expect(run.stats.stages.map(\.name) == ["source", "h", "g", "f", "sink"])
+            #expect(Leftovers.unreaped(monitor.stageProcessIDs).isEmpty)
+            #expect(Leftovers.sharedMemory(since: before, children: monitor.stageProcessIDs) == [])
+        }
+        #expect(Self.orphanedRegistrations(since: before) == [])
+    }
+
+    /// A Python stage program in a Swift pipeline: needs the Python package, so it runs when
+    /// scripts/test-python sets CONVEYOR_PYTHON (its virtualenv's python) and
+    /// CONVEYOR_PYTHON_STAGE (a serve_stage script taking the same OP arguments).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["CONVEYOR_PYTHON_STAGE"] != nil))
+    func aPythonProgramInTheMiddleGivesTheAllSwiftChecksum() throws {
+        let env = ProcessInfo.processInfo.environment
+        let python = [env["CONVEYOR_PYTHON"] ?? "/usr/bin/python3", env["CONVEYOR_PYTHON_STAGE"]!]
+        let mixed = Self.seed(items: 12, h: { $0.external("h", command: [Self.kernelStage, "square"]) },
+                              f: { $0.external("f", command: python + ["add", "1"]) })
+        let run = try mixed.run(.processes, into: 0.0) { $0 += $1.sum() }
+        #expect(run.result == (try Self.allSwift(items: 12)))
+    }
+
+    /// How each way a program can go wrong is reported: (arguments, stage-failure check).
+    static let failures: [(arguments: [String], expect: String)] = [
+        (["square", "--fail-at", "3"], "asked to fail at item 3"),
+        (["square", "--crash-at", "2"], "killed by signal 11"),
+        (["square", "--exit-at", "2"], "exited with status 0"),
+        (["square", "--expect", "f32"], "refused its contract"),
+    ]
+
+    @Test(arguments: modes)
+    func aFailingProgramIsReportedByStageAndItemAndCleanedUp(mode: ExecutionMode) throws {
+        if PipelineTests.skipped(mode) { return }
+        let before = Leftovers.sharedMemory()
+        for (arguments, expected) in Self.failures {
+            let pipeline = Self.seed(items: 8, h: { $0.external("h", command: [Self.kernelStage] + arguments) },
+                                     f: { $0.stage("f", [.add(1)]) })
+            let monitor = PipelineMonitor()
+            #expect {
+                _ = try pipeline.run(mode, monitor: monitor, into: 0.0) { $0 += $1.sum() }
+            } throws: { error in
+                guard case let .stageFailed(stage, item, message) = error as? PipelineError else { return false }
+                let item0 = arguments.count > 2 ? Int(arguments[2]) ?? -1 : -1
+                return stage == "h" && message.contains(expected) && (item0 < 0 || item == item0)
+            }
+            #expect(Leftovers.unreaped(monitor.stageProcessIDs).isEmpty, "\(arguments)")
+            #expect(Leftovers.sharedMemory(since: before, children: monitor.stageProcessIDs) == [], "\(arguments)")
+        }
+        #expect(Self.orphanedRegistrations(since: before) == [])
+    }
+
+    @Test(arguments: modes)
+    func aHangingProgramIsStoppedByTheStallTimeout(mode: ExecutionMode) throws {
+        if PipelineTests.skipped(mode) { return }
+        let before = Leftovers.sharedMemory()
+        let pipeline = Self.seed(items: 6, h: { $0.external("h", command: [Self.kernelStage, "square", "--hang-at", "1"]) },
+                                 f: { $0.stage("f", [.add(1)]) })
+        #expect {
+            _ = try pipeline.run(mode, stallTimeout: .milliseconds(300), into: 0.0) { $0 += $1.sum() }
+        } throws: { error in
+            guard case let .stageStalled(stage, item, _) = error as? PipelineError else { return false }
+            return stage == "h" && item == 1
+        }
+        #expect(Self.orphanedRegistrations(since: before) == [])
+    }
+
+    @Test func aProgramThatCannotStartIsReported() {
+        let pipeline = Self.seed(items: 3, h: { $0.external("h", command: ["/nonexistent/stage"]) },
+                                 f: { $0.stage("f", [.add(1)]) })
+        #expect {
+            _ = try pipeline.run(.threads, into: 0.0) { $0 += $1.sum() }
+        } throws: { error in
+            guard case let .stageFailed(stage, _, message) = error as? PipelineError else { return false }
+            return stage == "h" && message.contains("/nonexistent/stage") && message.contains("No such file")
+        }
+    }
+
+    @Test func aSwiftStageThatUsesDispatchAndATaskRunsInTheSpawnedMode() throws {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: Self.program("conveyor-spawn-check"))
+        check.arguments = ["20"]
+        let out = Pipe()
+        check.standardOutput = out
+        try check.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0, "\(text)")
+        #expect(text.hasPrefix("spawned "), "\(text)")
+    }
+}

@@ -31,8 +31,8 @@ struct SeedCommand: ParsableCommand {
     @Option(help: "Write an SVG bar chart of the table (ms per sample, log axis) to this path.") var chart: String?
 
     static let allVariants = ["serial", "serial-fused", "pipeline-threads", "pipeline-processes",
-                              "pipeline-processes-fused", "replicated", "replicated-skewed", "replicated-materialized",
-                              "copy-queue"]
+                              "pipeline-processes-fused", "pipeline-external", "pipeline-spawned", "replicated",
+                              "replicated-skewed", "replicated-materialized", "copy-queue"]
 
     func validate() throws {
         guard samples > 0, rows > 0, cols > 0, buffer > 0 else {
@@ -51,6 +51,12 @@ struct SeedCommand: ParsableCommand {
     var dealings: [Dealing] { dealing.split(separator: ",").compactMap { Dealing(rawValue: String($0)) } }
 
     func run() throws {
+        // A copy this run spawned for a pipeline-spawned stage serves it here and exits.
+        if dtype == "f64" {
+            SeedSuite<Double>(samples: samples, rows: rows, cols: cols, buffer: buffer).serveIfSpawned()
+        } else {
+            SeedSuite<Float>(samples: samples, rows: rows, cols: cols, buffer: buffer).serveIfSpawned()
+        }
         print("conveyor-bench seed: \(samples) samples of \(rows)x\(cols) \(dtype), buffer \(buffer)")
         let machine = machineDescription()
         print("machine: \(machine)\n")
@@ -130,6 +136,17 @@ struct SeedCommand: ParsableCommand {
         if let r = skewed(.roundRobin), let d = skewed(.dynamic) {
             lines.append("replicated-skewed dynamic vs round-robin: \(format(r / d, 2))x faster (target >= 1.3)")
         }
+        let started = { (v: String) in table.first { $0.variant == v }?.msPerSampleStarted }
+        if let p = seconds("pipeline-processes") {
+            if let e = started("pipeline-external"), let row = table.first(where: { $0.variant == "pipeline-external" }) {
+                lines.append("pipeline-external / pipeline-processes time once started: \(format(e * Double(row.samples) / 1e3 / p, 2)) "
+                             + "(target <= 1.1; start-up \(format(row.startupMs ?? 0, 1)) ms)")
+            }
+            if let s = started("pipeline-spawned"), let row = table.first(where: { $0.variant == "pipeline-spawned" }) {
+                lines.append("pipeline-spawned / pipeline-processes time once started: \(format(s * Double(row.samples) / 1e3 / p, 2)) "
+                             + "(target <= 1.1; start-up \(format(row.startupMs ?? 0, 1)) ms)")
+            }
+        }
         if let p = seconds("pipeline-processes"), let s = seconds("serial") {
             lines.append("pipeline-processes vs serial: \(format(s / p, 2))x faster (target >= 1.3)")
         }
@@ -185,6 +202,10 @@ struct SeedRow: Encodable {
     var memcpyGbPerS: Double
     /// Time of `serial` / this row's; nil when `serial` was not among the variants run.
     var speedupVsSerial: Double?
+    /// For rows that start programs (pipeline-external, pipeline-spawned): the wall time of
+    /// the same run with no items, in ms, and this row's time per sample without it.
+    var startupMs: Double?
+    var msPerSampleStarted: Double?
     /// Time of the question's multiprocessing.Queue pipeline / this row's (with --with-python).
     var vsMpQueue: Double?
     /// Time of the fastest Python variant / this row's (with --with-python).
@@ -196,6 +217,7 @@ struct SeedRow: Encodable {
         case msPerSample = "ms_per_sample", samplesPerS = "samples_per_s", gbPerS = "gb_per_s"
         case memcpyGbPerS = "memcpy_gb_per_s", speedupVsSerial = "speedup_vs_serial"
         case vsMpQueue = "vs_mp_queue", vsFastestPython = "vs_fastest_python"
+        case startupMs = "startup_ms", msPerSampleStarted = "ms_per_sample_started"
     }
 }
 

@@ -1,4 +1,5 @@
 import BenchBaselines
+import Foundation
 import CKernels
 import Conveyor
 
@@ -24,7 +25,8 @@ struct SeedSuite<T: BenchElement> {
     /// Memory passes per sample, in units of one sample's bytes (reads + writes).
     static func passes(_ variant: String) -> Int {
         switch variant {
-        case "serial", "pipeline-threads", "pipeline-processes": return 8  // fill, h, g, f, sum
+        case "serial", "pipeline-threads", "pipeline-processes", "pipeline-external", "pipeline-spawned":
+            return 8  // fill, h, g, f, sum
         case "copy-queue": return 8 + 16  // ... plus four pipe edges, each copied in and out
         case "replicated", "replicated-skewed": return 0  // nothing is stored: compute only
         default: return 4  // fill, one fused pass, sum
@@ -47,22 +49,65 @@ struct SeedSuite<T: BenchElement> {
                 if variant == "serial" { serialSeconds = seconds }
                 let passes = Self.passes(variant)
                 let gbs = passes == 0 ? nil : Double(passes * sampleBytes * samples) / seconds / 1e9
-                rows.append(SeedRow(variant: variant, dealing: dealing?.rawValue, samples: samples, seconds: seconds,
-                                    msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
-                                    gbPerS: gbs, memcpyGbPerS: memcpyGBs,
-                                    speedupVsSerial: serialSeconds.map { $0 / seconds }, checksum: checksum))
+                var row = SeedRow(variant: variant, dealing: dealing?.rawValue, samples: samples, seconds: seconds,
+                                  msPerSample: seconds * 1e3 / Double(samples), samplesPerS: Double(samples) / seconds,
+                                  gbPerS: gbs, memcpyGbPerS: memcpyGBs,
+                                  speedupVsSerial: serialSeconds.map { $0 / seconds }, checksum: checksum)
+                if let startup = try startupSeconds(variant) {
+                    row.startupMs = startup * 1e3
+                    row.msPerSampleStarted = (seconds - startup) * 1e3 / Double(samples)
+                }
+                rows.append(row)
             }
         }
         return (rows, memcpyGBs)
     }
 
+    /// The question's pipeline of `items` samples: h, g and f as kernel stages.
+    func stages(items: Int) -> Pipeline<T> {
+        Pipeline(items: items, rows: rows, cols: cols, of: T.self) { i, x in x.fillUniform(seed: Self.seed, stream: UInt64(i)) }
+            .stage("h", [.square]).stage("g", [.multiply(3)]).stage("f", [.add(1)])
+    }
+
+    /// The same with h, g and f as external C programs (conveyor-kernel-stage, built next
+    /// to this executable by scripts/bench), in place as the kernel stages are.
+    func externalStages(items: Int) -> Pipeline<T> {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let program = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("conveyor-kernel-stage").path
+        return Pipeline(items: items, rows: rows, cols: cols, of: T.self) { i, x in
+            x.fillUniform(seed: Self.seed, stream: UInt64(i))
+        }
+        .external("h", command: [program, "square"], inPlace: true)
+        .external("g", command: [program, "mul", "3"], inPlace: true)
+        .external("f", command: [program, "add", "1"], inPlace: true)
+    }
+
+    /// In a copy of this executable that a pipeline-spawned run started: serves its stage
+    /// and exits (before anything is printed); elsewhere returns at once.
+    func serveIfSpawned() { stages(items: samples).serveIfSpawned() }
+
+    /// For the variants that start programs: the wall time of the same run with no items
+    /// (every program started, attached, and ended), reported as the start-up.
+    private func startupSeconds(_ variant: String) throws -> Double? {
+        let pipeline: Pipeline<T>, mode: ExecutionMode
+        switch variant {
+        case "pipeline-external": (pipeline, mode) = (externalStages(items: 0), .processes)
+        case "pipeline-spawned": (pipeline, mode) = (stages(items: 0), .spawnedProcesses)
+        default: return nil
+        }
+        var times = Samples()
+        for _ in 0..<3 {
+            let start = monotonicNanoseconds()
+            _ = try pipeline.run(mode, buffer: buffer, fusion: false, into: 0.0) { $0 += $1.sum() }
+            times.append(Double(monotonicNanoseconds() - start) / 1e9)
+        }
+        return times.median
+    }
+
     private func run(_ variant: String, dealing: Dealing) throws -> Double {
         let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let fused: [ElementwiseOp<T>] = [.square, .multiply(3), .add(1)]
-        let source = Pipeline(items: samples, rows: rows, cols: cols, of: T.self) { i, x in
-            x.fillUniform(seed: Self.seed, stream: UInt64(i))
-        }
-        let stages = source.stage("h", [.square]).stage("g", [.multiply(3)]).stage("f", [.add(1)])
+        let stages = stages(items: samples)
         func total(_ mode: ExecutionMode, fusion: Bool, _ pipeline: Pipeline<T>) throws -> Double {
             let run = try pipeline.run(mode, buffer: buffer, fusion: fusion, into: 0.0) { $0 += $1.sum() }
             return report(run, variant)
@@ -73,6 +118,8 @@ struct SeedSuite<T: BenchElement> {
         case "pipeline-threads": return try total(.threads, fusion: false, stages)
         case "pipeline-processes": return try total(.processes, fusion: false, stages)
         case "pipeline-processes-fused": return try total(.processes, fusion: true, stages)
+        case "pipeline-external": return try total(.processes, fusion: false, externalStages(items: samples))
+        case "pipeline-spawned": return try total(.spawnedProcesses, fusion: false, stages)
         case "replicated":
             // The question's "parallelize samples, not functions": one process per core,
             // each generating, transforming and summing whole samples in one fused pass

@@ -48,9 +48,11 @@ import Testing
         let before = Leftovers.sharedMemory()
         let mixed = Self.seed(items: 30, h: { $0.external("h", command: [Self.kernelStage, "square"]) },
                               f: { $0.external("f", command: [Self.swiftStage, "add", "1"], replicas: 2) })
-        for dealing in Dealing.allCases {
+        let inPlace = Self.seed(items: 30, h: { $0.external("h", command: [Self.kernelStage, "square"], inPlace: true) },
+                                f: { $0.external("f", command: [Self.kernelStage, "add", "1"], replicas: 2, inPlace: true) })
+        for (pipeline, dealing) in [(mixed, Dealing.roundRobin), (mixed, .dynamic), (inPlace, .roundRobin)] {
             let monitor = PipelineMonitor()
-            let run = try mixed.run(mode, dealing: dealing, monitor: monitor, into: 0.0) { $0 += $1.sum() }
+            let run = try pipeline.run(mode, dealing: dealing, monitor: monitor, into: 0.0) { $0 += $1.sum() }
             #expect(run.result == (try Self.allSwift(items: 30)), "\(mode) \(dealing)")
             #expect(run.stats.stages.map(\.name) == ["source", "h", "g", "f", "sink"])
             #expect(Leftovers.unreaped(monitor.stageProcessIDs).isEmpty)
@@ -114,6 +116,26 @@ import Testing
             return stage == "h" && item == 1
         }
         #expect(Self.orphanedRegistrations(since: before) == [])
+    }
+
+    @Test func anInPlaceProgramMustOutputWhatItReads() {
+        let pipeline = Self.seed(items: 3, h: { $0.external("h", command: [Self.kernelStage, "square"], cols: 7, inPlace: true) },
+                                 f: { $0 })
+        #expect {
+            _ = try pipeline.run(.threads, into: 0.0) { $0 += $1.sum() }
+        } throws: { error in
+            guard case let .invalidDefinition(message) = error as? PipelineError else { return false }
+            return message.contains("'h' works in place")
+        }
+        // And a program that does not accept in-place work refuses it: the Swift stage.
+        let refused = Self.seed(items: 3, h: { $0.external("h", command: [Self.swiftStage, "square"], inPlace: true) },
+                                f: { $0 })
+        #expect {
+            _ = try refused.run(.processes, into: 0.0) { $0 += $1.sum() }
+        } throws: { error in
+            guard case let .stageFailed(stage, _, message) = error as? PipelineError else { return false }
+            return stage == "h" && message.contains("refused its contract")
+        }
     }
 
     @Test func aProgramThatCannotStartIsReported() {

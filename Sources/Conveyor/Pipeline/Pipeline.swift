@@ -133,25 +133,31 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     /// told the declared shapes and dtypes and refuses, with a message, those it cannot
     /// serve.
     ///
+    /// With `inPlace`, the program writes its output over its input, in the slot it
+    /// received, which is then handed on as a kernel stage's is: the stage has no slots of
+    /// its own (less shared memory, a smaller working set); the output must then have the
+    /// input's shape and element type, and the program must accept in-place work (`run`
+    /// reports otherwise).
+    ///
     /// Cost per item: the program's own work plus two channel words each way (well under a
     /// microsecond); the matrices stay in their slots. A program that fails, crashes, exits
     /// early, refuses its contract or stalls is reported by name and item, and killed and
     /// reaped when the run stops.
     public func external<Output: MatrixElement>(
         _ name: String, command: [String], rows: Int? = nil, cols: Int? = nil, as output: Output.Type,
-        replicas: Int = 1
+        replicas: Int = 1, inPlace: Bool = false
     ) -> Pipeline<Output> {
         let shape = Shape(rows: rows ?? outputShape.rows, cols: cols ?? outputShape.cols)
-        let stage = Stage(name: name, work: .external(ExternalCommand(command: command)), replicas: replicas,
-                          outputShape: shape, outputDType: Output.dtype)
+        let stage = Stage(name: name, work: .external(ExternalCommand(command: command, inPlace: inPlace)),
+                          replicas: replicas, outputShape: shape, outputDType: Output.dtype)
         return Pipeline<Output>(items: items, source: source, stages: stages + [stage])
     }
 
     /// An external stage whose output has the input's element type: see
-    /// ``external(_:command:rows:cols:as:replicas:)``.
+    /// ``external(_:command:rows:cols:as:replicas:inPlace:)``.
     public func external(_ name: String, command: [String], rows: Int? = nil, cols: Int? = nil,
-                         replicas: Int = 1) -> Pipeline {
-        external(name, command: command, rows: rows, cols: cols, as: Element.self, replicas: replicas)
+                         replicas: Int = 1, inPlace: Bool = false) -> Pipeline {
+        external(name, command: command, rows: rows, cols: cols, as: Element.self, replicas: replicas, inPlace: inPlace)
     }
 
     /// Runs the pipeline to completion and reduces every item, in order, with `reduce`.

@@ -16,7 +16,8 @@ struct PlannedStage: Sendable {
     /// Writes new items into slots of its own pool (the source, closure stages).
     var producesSlots: Bool {
         switch stage?.work {
-        case .source?, .closure?, .external?: return true
+        case .source?, .closure?: return true
+        case let .external(program)?: return !program.inPlace
         case .kernel?, nil: return false
         }
     }
@@ -24,7 +25,8 @@ struct PlannedStage: Sendable {
     /// Reads its input slot and hands it back to its owner (closure stages, the sink).
     var readsSlots: Bool {
         switch stage?.work {
-        case .closure?, .external?, nil: return true
+        case .closure?, nil: return true
+        case let .external(program)?: return !program.inPlace
         case .source?, .kernel?: return false
         }
     }
@@ -67,7 +69,12 @@ struct RunPlan: Sendable {
         guard pipeline.items >= 0, pipeline.items < Self.maxItems else {
             throw .invalidDefinition("items must be in 0..<\(Self.maxItems), got \(pipeline.items)")
         }
-        for stage in stages {
+        for (n, stage) in stages.enumerated() {
+            if case let .external(program) = stage.work, program.inPlace,
+               stage.outputShape != stages[n - 1].outputShape || stage.outputDType != stages[n - 1].outputDType {
+                throw .invalidDefinition("external stage '\(stage.name)' works in place, so it must output what it "
+                    + "reads (\(stages[n - 1].outputDType) \(stages[n - 1].outputShape)), not \(stage.outputDType) \(stage.outputShape)")
+            }
             guard stage.replicas >= 1, stage.replicas <= Int(CONVEYOR_CHANNEL_MAX_LANES) else {
                 throw .invalidDefinition("stage '\(stage.name)' has \(stage.replicas) replicas; use 1...\(CONVEYOR_CHANNEL_MAX_LANES)")
             }

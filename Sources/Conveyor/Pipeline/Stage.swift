@@ -33,9 +33,12 @@ struct Stage: Sendable {
 }
 
 /// The program an external stage runs: its path first, then its arguments. Each replica
-/// gets its own process, started with posix_spawn when the run starts.
+/// gets its own process, started with posix_spawn when the run starts. In place, the
+/// program writes its output into its input slot, which is handed on (as a kernel stage
+/// does): no pool of its own, no copy.
 struct ExternalCommand: Sendable {
     let command: [String]
+    let inPlace: Bool
 }
 
 /// A source with its element type erased: fills the slot at `slot` (a `shape` matrix) with

@@ -87,8 +87,7 @@ struct Worker: Sendable {
         } else {
             (path, arguments) = (Posix.ownExecutable, CommandLine.arguments)
         }
-        var inPlace = false
-        if case .kernel = stage.work { inPlace = true }
+        let inPlace = !plan.nodes[node].producesSlots  // a kernel stage, an in-place program
         let input = node > 0 ? (dtype(node - 1), plan.nodes[node - 1].outputShape) : nil
         let contract = StageContract(input: input, output: (stage.outputDType, stage.outputShape), inPlace: inPlace,
                                      parent: Posix.processID, replica: replica, name: stage.name)

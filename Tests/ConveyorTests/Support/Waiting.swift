@@ -110,10 +110,10 @@ enum Leftovers {
     static func sharedMemory() -> Set<String> { entries(of: "/dev/shm") }
 
     /// The process a `/dev/shm` name belongs to, for the names made per process: libomp's
-    /// registration `__KMP_REGISTERED_LIB_<pid>_<uid>` and the tests' own rings
-    /// `conveyor-test-<pid>-…`; nil for any other name.
+    /// registration `__KMP_REGISTERED_LIB_<pid>_<uid>`, the tests' own rings
+    /// `conveyor-test-<pid>-…` and the Python suite's `cvpy-<pid>-…`; nil for any other name.
     static func owner(of name: String) -> Int32? {
-        for prefix in ["__KMP_REGISTERED_LIB_", "conveyor-test-"] where name.hasPrefix(prefix) {
+        for prefix in ["__KMP_REGISTERED_LIB_", "conveyor-test-", "cvpy-"] where name.hasPrefix(prefix) {
             return Int32(name.dropFirst(prefix.count).prefix { $0.isNumber })
         }
         return nil

@@ -61,17 +61,25 @@ import Testing
         #expect(Self.orphanedRegistrations(since: before) == [])
     }
 
-    /// A Python stage program in a Swift pipeline: needs the Python package, so it runs when
-    /// scripts/test-python sets CONVEYOR_PYTHON (its virtualenv's python) and
-    /// CONVEYOR_PYTHON_STAGE (a serve_stage script taking the same OP arguments).
+    /// The seed with a C stage and a Python stage in the middle: h in C (in place), g a
+    /// Python program on `conveyor.serve_stage` (Tests/python/stage_programs/pystage.py,
+    /// which multiplies by 3), f a kernel stage. It needs the Python package, so it runs
+    /// when scripts/test-python sets CONVEYOR_PYTHON (its virtualenv's python) and
+    /// CONVEYOR_PYTHON_STAGE (that script).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["CONVEYOR_PYTHON_STAGE"] != nil))
-    func aPythonProgramInTheMiddleGivesTheAllSwiftChecksum() throws {
+    func aCAndAPythonProgramInTheMiddleGiveTheAllSwiftChecksum() throws {
         let env = ProcessInfo.processInfo.environment
         let python = [env["CONVEYOR_PYTHON"] ?? "/usr/bin/python3", env["CONVEYOR_PYTHON_STAGE"]!]
-        let mixed = Self.seed(items: 12, h: { $0.external("h", command: [Self.kernelStage, "square"]) },
-                              f: { $0.external("f", command: python + ["add", "1"]) })
-        let run = try mixed.run(.processes, into: 0.0) { $0 += $1.sum() }
-        #expect(run.result == (try Self.allSwift(items: 12)))
+        let mixed = Pipeline(items: 12, rows: 50, cols: 40, of: Double.self) { i, x in
+            x.fillUniform(seed: 2016, stream: UInt64(i))
+        }
+        .external("h", command: [Self.kernelStage, "square"], inPlace: true)
+        .external("g", command: python, replicas: 2)
+        .stage("f", [.add(1)])
+        for mode in [ExecutionMode.processes, .threads] {
+            let run = try mixed.run(mode, dealing: .dynamic, into: 0.0) { $0 += $1.sum() }
+            #expect(run.result == (try Self.allSwift(items: 12)), "\(mode)")
+        }
     }
 
     /// How each way a program can go wrong is reported: (arguments, stage-failure check).

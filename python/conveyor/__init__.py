@@ -30,7 +30,8 @@ Pipeline does): stages read their input in place and write their output into a s
 nothing is pickled; run(reduce, initial) or iterate the results in order. For the
 question's own generator code, `from conveyor import parallel_pipeline` is a drop-in
 for its decorator. Failures raise StageFailed / StageDied (PipelineError) naming the
-stage and item.
+stage and item. .external(command) runs a program as a stage (C, Swift, or Python:
+conveyor.serve_stage(fn) is the whole program side), on the same slots in place.
 
 Errors are classes per C status under ConveyorError (.status, .name), e.g. PeerDied,
 Timeout (also a TimeoutError), EndOfStream, RingCorrupt, InvalidArgument (also a
@@ -74,9 +75,11 @@ from ._pipeline import (
     PipelineStats,
     StageDied,
     StageFailed,
+    StageProgramError,
     StageStats,
     kernel_stage,
     parallel_pipeline,
+    serve_stage,
 )
 
 __version__ = "0.5.0"
@@ -85,6 +88,7 @@ __all__ = [
     "Ring", "Producer", "Consumer", "Loan", "Frame",
     "Pipeline", "PipelineRun", "PipelineStats", "StageStats", "kernel_stage", "KernelStage",
     "parallel_pipeline", "PipelineError", "StageFailed", "StageDied", "PipelineDefinitionError",
+    "serve_stage", "StageProgramError",
     "fill_uniform", "apply", "sum", "set_threads", "get_threads", "has_openmp",
     "ConveyorError", "NullPointer", "InvalidArgument", "SizeOverflow", "Misaligned",
     "Overlap", "TooLarge", "Unsupported", "OutOfMemory", "Timeout", "EndOfStream", "Closed",

@@ -12,7 +12,7 @@ import Glibc  // SIGKILL
 /// the abort flag and at whether the program still runs (a non-blocking reap). A program
 /// that ends early is reported with how it ended and the line it wrote on its report pipe.
 /// Nothing is left: the worker reaps its program in every case (killing it first when the
-/// run stops), and the program dies with the worker's process (PR_SET_PDEATHSIG, set by
+/// run stops), and the program dies with the thread that started it, the worker's (PR_SET_PDEATHSIG, set by
 /// `conveyor_stage_serve`).
 final class StageProcess {
     /// The program's process id.

@@ -8,7 +8,8 @@
  * Files: module.c (PyInit, numpy cache, dtypes), errors.c (exception classes),
  * wait.c (sliced blocking waits), ring.c (RingHolder), side.c (Producer, Consumer),
  * frame.c (Frame, Loan), kernels.c (fill_uniform, program, sum), pool.c (Pool,
- * SlotBuffer), channel.c (Channel, ChannelEnd), process.c (die_with_parent).
+ * SlotBuffer), channel.c (Channel, ChannelEnd), process.c (die_with_parent), stage.c
+ * (serve_stage: a stage program's side of conveyor_stage_serve).
  *
  * State is process-global (single-phase module init): the C core's settings are
  * process-wide too, and the types must stay reachable from Python subclasses, which
@@ -317,5 +318,9 @@ int cvpy_channel_init(PyObject *module);
 /* ---- process.c: the module's thin system-call layer ----------------------------------- */
 
 int cvpy_process_init(PyObject *module);
+
+/* ---- stage.c: serve_stage, the program side of a pipeline stage ----------------------- */
+
+int cvpy_stage_init(PyObject *module);
 
 #endif /* CONVEYOR_PY_CORE_H */

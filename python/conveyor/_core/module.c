@@ -313,7 +313,8 @@ static struct PyModuleDef cvpy_module_def = {
     .m_name = "conveyor._core",
     .m_doc = "The C extension behind the conveyor package: rings (RingHolder, Producer,\n"
              "Consumer, Loan, Frame), pools and channels (Pool, SlotBuffer, Channel,\n"
-             "ChannelEnd, die_with_parent), their exceptions and the numeric kernels, over the\n"
+             "ChannelEnd, die_with_parent), the stage-program side (serve_stage), their\n"
+             "exceptions and the numeric kernels, over the\n"
              "C core's conveyor.h. Use the package `conveyor`, not this module.",
     .m_size = -1,
     .m_methods = cvpy_module_methods,
@@ -389,6 +390,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         cvpy_side_init(module) < 0 || cvpy_frame_init(module) < 0 ||
         cvpy_kernels_init(module) < 0 || cvpy_pool_init(module) < 0 ||
         cvpy_channel_init(module) < 0 || cvpy_process_init(module) < 0 ||
+        cvpy_stage_init(module) < 0 ||
         cvpy_add_constants(module) < 0) {
         Py_DECREF(module);
         return NULL;

@@ -1,12 +1,15 @@
-"""conveyor's pipeline: Pipeline, kernel_stage, parallel_pipeline and their errors and
-statistics (see Pipeline's documentation)."""
+"""conveyor's pipeline: Pipeline, kernel_stage, parallel_pipeline, serve_stage (a Python
+program as a stage of a pipeline) and their errors and statistics (see Pipeline's
+documentation)."""
 
 from .dropin import parallel_pipeline
-from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
+from .errors import (PipelineDefinitionError, PipelineError, StageDied, StageFailed,
+                     StageProgramError)
 from .pipeline import Pipeline, PipelineRun
+from .serve import serve_stage
 from .stages import KernelStage, kernel_stage
 from .stats import PipelineStats, StageStats
 
 __all__ = ["Pipeline", "PipelineRun", "PipelineStats", "StageStats", "kernel_stage", "KernelStage",
            "parallel_pipeline", "PipelineError", "StageFailed", "StageDied",
-           "PipelineDefinitionError"]
+           "PipelineDefinitionError", "serve_stage", "StageProgramError"]

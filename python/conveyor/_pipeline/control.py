@@ -12,8 +12,12 @@ Words: 0 items done, 1 busy ns, 2 input-wait ns, 3 output-wait ns, 4 current ite
 6 length of the report in the message area, 7 nonzero once a generator stage ended
 before its input did (its upstream then stops as STOPPED; the parent reads this word
 after reaping those upstream processes, which could only see the stage's ends go after
-it was written). The report is JSON: the exception's type,
-message and formatted traceback, and the item.
+it was written), 8 (the sink's only) nonzero once the run is stopping: the one word
+written while stage processes run, by the parent, and polled by external stages'
+workers between their 20 ms wait slices (an aligned 8-byte store and load: never torn),
+so that each kills and reaps its program before it leaves. The report is JSON: the
+exception's type, message and formatted traceback, and the item; an external stage's
+worker adds what its program did ("program": "failed" or "died", its exit status).
 """
 
 import json
@@ -25,9 +29,9 @@ from .. import _core
 
 __all__ = ["ControlBlock"]
 
-WORDS = 8
+WORDS = 9
 MESSAGE = 16384
-ITEMS, BUSY, IN_WAIT, OUT_WAIT, CURRENT, FAILED_AT, REPORT_LEN, ENDED_EARLY = range(8)
+ITEMS, BUSY, IN_WAIT, OUT_WAIT, CURRENT, FAILED_AT, REPORT_LEN, ENDED_EARLY, STOPPING = range(9)
 
 
 class ControlBlock:
@@ -59,13 +63,14 @@ class ControlBlock:
         """Index of worker's first word in self.words."""
         return worker * WORDS
 
-    def report_failure(self, worker, item, exception_type, message, traceback_text):
-        """Records worker's failure (the first one it has; later ones are ignored)."""
+    def report_failure(self, worker, item, exception_type, message, traceback_text, **extra):
+        """Records worker's failure (the first one it has; later ones are ignored); `extra`
+        (JSON values) goes into the report too."""
         b = worker * WORDS
         if self.words[b + FAILED_AT]:
             return
         report = {"type": exception_type, "message": message, "traceback": traceback_text,
-                  "item": item}
+                  "item": item, **extra}
         data = json.dumps(report).encode()
         if len(data) > MESSAGE:
             # Keep the end of the traceback: the frame that raised is last.
@@ -93,6 +98,14 @@ class ControlBlock:
             report = {"type": "ProtocolError", "message": "an unreadable failure report",
                       "traceback": "", "item": None}
         return at, report
+
+    def stop(self):
+        """Marks the run as stopping (the parent, before it ends the stage processes)."""
+        self.words[(self.workers - 1) * WORDS + STOPPING] = 1
+
+    def stopping(self):
+        """Whether the parent is stopping the run (polled by external stages' workers)."""
+        return bool(self.words[(self.workers - 1) * WORDS + STOPPING])
 
     def ended_early(self, worker):
         """Whether worker is a generator stage that ended before its input did."""

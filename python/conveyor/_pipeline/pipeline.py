@@ -6,7 +6,7 @@ import numpy as np
 from .errors import PipelineDefinitionError
 from .plan import RunPlan
 from .run import Results
-from .stages import make_source, make_stage
+from .stages import make_external, make_source, make_stage
 
 __all__ = ["Pipeline", "PipelineRun"]
 
@@ -78,7 +78,9 @@ class Pipeline:
     inputs and yields its outputs (any number: it sees the whole stream, so it has one
     replica); ``conveyor.kernel_stage(program)`` runs Conveyor's fused kernels on the
     item in place. Output ``shape`` and ``dtype`` are the input's unless declared, and
-    are fixed: every slot is sized before the run starts.
+    are fixed: every slot is sized before the run starts. ``.external(command, ...)``
+    runs a program (C, Python's conveyor.serve_stage, Swift) as a stage, on the same
+    slots in place.
 
     Rules a stage keeps: its input array is read-only and, with ``out``, valid only
     during the call: keeping a reference to either (or a view of them) after returning
@@ -141,6 +143,41 @@ class Pipeline:
         replicas, buffer, kernel program; a generator stage with replicas > 1)."""
         last = self._stages[-1]
         node = make_stage(fn, name, shape, dtype, replicas, len(self._stages), last.shape, last.dtype)
+        if buffer is not None:
+            node.buffer = _check_buffer(buffer)
+        pipe = Pipeline.__new__(Pipeline)
+        pipe._stages = self._stages + [node]
+        pipe._buffer, pipe._start = self._buffer, self._start
+        return pipe
+
+    def external(self, command, *, name=None, shape=None, dtype=None, replicas=1, buffer=None):
+        """A new Pipeline with a PROGRAM appended as a stage: ``command`` (a list of str,
+        the program and its arguments) is started by the stage's worker process, once per
+        replica, with the CONVEYOR_STAGE contract in its environment (conveyor.h section
+        10): a C program on conveyor_stage_main, a Python one on conveyor.serve_stage, a
+        Swift one. It reads each input in place in its slot and writes its output in place
+        into a slot of this stage's pool: nothing is copied or pickled. ``shape`` and
+        ``dtype`` of its output are the input's unless declared (1 to 4 extents); the
+        program refuses a declaration it cannot serve. ``name`` defaults to the program's
+        file name; ``buffer`` as for stage().
+
+        Failures name the stage and the item: the program's one-line report as
+        StageFailed (exception_type "ProgramFailed" for exit status 1, "ContractRefused"
+        for 2), StageDied for a signal or another status (also 0 before the stream
+        ended). Ending the run early (a failure elsewhere, close(), Ctrl-C) kills and
+        reaps the program; if the worker itself is killed, the program dies with it
+        (PR_SET_PDEATHSIG). Its stdout and stderr are this process's; its SIGINT is
+        ignored (the run handles Ctrl-C).
+
+        Cost: starting the program (an exec; about 0.1 s for a Python one that imports
+        numpy) per replica; per item four channel words between the worker and the
+        program and two futex wakes (some 10-50 us), besides the program's own work. The
+        worker waits for the program in 20 ms slices, checking that it is alive and
+        whether the run is stopping. Raises PipelineDefinitionError now (not a list of
+        str, a program not found, a bad shape, dtype, replicas or buffer)."""
+        last = self._stages[-1]
+        node = make_external(command, name, shape, dtype, replicas, len(self._stages), last.shape,
+                             last.dtype)
         if buffer is not None:
             node.buffer = _check_buffer(buffer)
         pipe = Pipeline.__new__(Pipeline)

@@ -10,6 +10,8 @@ reaps them all, and raises the root cause: the earliest failure a stage reported
 (StageFailed, with its traceback), else a stage that died by a signal or exited on its
 own (StageDied). A Ctrl-C, an exception in your loop or reduce, or leaving the loop early
 (close(), the end of a ``with`` block, garbage collection) stops the run the same way.
+Either way the workers of external stages are told first (the control block's STOPPING
+word, which they look at every 20 ms) and kill and reap their programs before they leave.
 """
 
 import multiprocessing
@@ -23,7 +25,7 @@ from .._core import EndOfStream, PeerDied
 from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
 from .plan import encode
 from .stats import PipelineStats, StageStats
-from .stages import dtype_code
+from .stages import EXTERNAL, dtype_code
 from .transport import RunTransport, slot_word_problem
 from .worker import STOPPED, child_main
 
@@ -122,6 +124,7 @@ class Results:
 
     def _fail(self, cause=None):
         """Stops every stage, reaps them, and raises the root cause."""
+        self._transport.control.stop()  # external stages' workers stop their programs
         if self._ends is not None:  # the last writers see a dead peer at once
             self._ends.destroy()
             self._ends = None
@@ -145,6 +148,8 @@ class Results:
                     reported.append((failure[0], n, k, failure[1]))
         if reported:
             _, n, k, report = min(reported, key=lambda r: r[0])
+            if report.get("program") in ("failed", "died"):
+                return self._program_error(n, k, report)
             name = self.plan.node_name(n)
             item = report.get("item")
             kind = report.get("type", "Exception")
@@ -175,6 +180,24 @@ class Results:
         return PipelineError("the pipeline stopped: a stage lost its peer, and no stage "
                              "reported why")
 
+    def _program_error(self, n, k, report):
+        """The error of an external stage whose program ended early (external.py)."""
+        name = self.plan.node_name(n)
+        item = report.get("item")
+        where = f"stage '{name}'" + (f" (replica {k})" if self.plan.replicas[n] > 1 else "")
+        message = report.get("message", "")
+        trace = report.get("traceback", "")
+        if report["program"] == "died":
+            return StageDied(f"{where}: {message}", stage=name, replica=k, item=item,
+                             signal=report.get("signal"), exitcode=report.get("exitcode"))
+        on = f" on item {item}" if item is not None else ""
+        what = "refused its contract" if report.get("type") == "ContractRefused" else "failed"
+        status = report.get("exitcode")
+        return StageFailed(f"{where} {what}{on}: {message} (its program exited with status "
+                           f"{status})", stage=name, replica=k,
+                           item=item, exception_type=report.get("type", "ProgramFailed"),
+                           remote_traceback=trace)
+
     def _await_exits(self, seconds):
         """Waits up to `seconds` for the stage processes to end by themselves, as they do
         after a failure: the failed one exits once its report is written, the others
@@ -198,9 +221,28 @@ class Results:
             proc.join()
 
     def _stop(self):
-        """Kills and reaps every stage process still running; frees the shared memory."""
-        self._kill_and_reap()
-        self._release_transport()
+        """Kills and reaps every stage process still running; frees the shared memory.
+        The workers of external stages are told first and get up to a second to kill and
+        reap their programs (they look every 20 ms); the others are killed at once."""
+        try:
+            self._stop_external_stages()
+        finally:  # a Ctrl-C meanwhile still stops everything
+            self._kill_and_reap()
+            self._release_transport()
+
+    def _stop_external_stages(self):
+        proxies = [proc for n, _, _, proc in self._procs
+                   if self.plan.stages[n].kind == EXTERNAL and proc.exitcode is None]
+        if not proxies:
+            return
+        self._transport.control.stop()
+        deadline = time.monotonic() + _GRACE
+        while proxies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            multiprocessing.connection.wait([proc.sentinel for proc in proxies], left)
+            proxies = [proc for proc in proxies if proc.exitcode is None]
 
     def _release_transport(self):
         self._done = True

@@ -13,10 +13,16 @@ never per item:
   function ``h(xs)`` (the question's form) is a stream stage: it is handed an iterator
   of read-only inputs and what it yields is copied into slots;
 - a KernelStage (``conveyor.kernel_stage(program)``) runs a fused kernel program on the
-  item in its slot, in place, with no Python per element.
+  item in its slot, in place, with no Python per element;
+- an external stage (``Pipeline.external(command)``) is a program of any language, started
+  per replica by its worker, that serves the stage through conveyor_stage_serve
+  (conveyor.h section 10; external.py is the worker's side).
 """
 
 import inspect
+import os
+import re
+import shutil
 
 import numpy as np
 
@@ -38,6 +44,7 @@ MAP_INTO = "into"           # h(x, out)
 MAP_RETURN = "return"       # h(x) -> array
 STREAM = "stream"           # generator function h(xs)
 KERNEL = "kernel"           # KernelStage
+EXTERNAL = "external"       # a program serving the stage (Pipeline.external)
 
 
 def _bad(message):
@@ -170,7 +177,7 @@ class Stage:
     def reads_slots(self):
         """Whether it reads its input from a slot it then gives back (a kernel stage hands
         its input slot on instead; a source has no input)."""
-        return self.kind in (MAP_INTO, MAP_RETURN, STREAM)
+        return self.kind in (MAP_INTO, MAP_RETURN, STREAM, EXTERNAL)
 
     @property
     def nbytes(self):
@@ -248,3 +255,32 @@ def make_stage(body, name, shape, dtype, replicas, index, in_shape, in_dtype):
         return Stage(STREAM, body, label, 1, out_shape, out_dtype)
     kind = MAP_INTO if capacity is not None and capacity >= 2 else MAP_RETURN
     return Stage(kind, body, label, replicas, out_shape, out_dtype)
+
+
+def _program_name(command):
+    """The default name of an external stage: its program's file name (for
+    ``[python, script.py, ...]``, the script's name without .py)."""
+    program = os.path.basename(command[0])
+    if re.fullmatch(r"python[0-9.]*", program) and len(command) > 1 and command[1].endswith(".py"):
+        return os.path.basename(command[1])[:-3] or program
+    return program
+
+
+def make_external(command, name, shape, dtype, replicas, index, in_shape, in_dtype):
+    """A Stage for Pipeline.external(command, ...); index is its position."""
+    fallback = f"stage{index}"
+    if isinstance(command, (str, bytes)) or not isinstance(command, (list, tuple)) or not command \
+            or not all(isinstance(part, str) for part in command):
+        raise _bad(f"{name or fallback}: an external stage's command is a non-empty list of str "
+                   f"(the program and its arguments), not {command!r}")
+    label = name or _program_name(command)
+    if shutil.which(command[0]) is None:
+        raise _bad(f"{label}: the program {command[0]!r} is not found or not executable")
+    replicas = check_replicas(replicas, label)
+    out_shape = in_shape if shape is None else check_shape(shape, label)
+    out_dtype = in_dtype if dtype is None else check_dtype(dtype, label)
+    for side, layout in (("input", in_shape), ("output", out_shape)):
+        if not 1 <= len(layout) <= MAX_RANK or 0 in layout:
+            raise _bad(f"{label}: an external stage's {side} items need 1 to {MAX_RANK} extents, "
+                       f"each >= 1 (the CONVEYOR_STAGE contract), not shape {layout}")
+    return Stage(EXTERNAL, list(command), label, replicas, out_shape, out_dtype)

@@ -30,8 +30,10 @@ from .. import _core
 from .._core import EndOfStream, PeerDied
 from .control import BUSY, CURRENT, ENDED_EARLY, IN_WAIT, ITEMS, OUT_WAIT
 from .plan import MAX_ITEM, encode
+from .external import ProgramEnded, run_external
 from .transport import slot_word_problem
-from .stages import KERNEL, MAP_INTO, SOURCE_FILL, SOURCE_ITER, SOURCE_MAKE, STREAM, dtype_code
+from .stages import (EXTERNAL, KERNEL, MAP_INTO, SOURCE_FILL, SOURCE_ITER, SOURCE_MAKE, STREAM,
+                     dtype_code)
 
 __all__ = ["child_main", "FAILED", "STOPPED", "StageRuleError"]
 
@@ -111,6 +113,8 @@ class Worker:
                 self.run_source()
             elif kind == STREAM:
                 self.run_stream()
+            elif kind == EXTERNAL:
+                run_external(self)
             else:
                 self.run_per_item()
             self.ends.finish()
@@ -118,6 +122,10 @@ class Worker:
             return 0
         except (_Stop, PeerDied):
             return STOPPED
+        except ProgramEnded as error:  # an external stage's program: what it reported
+            self.transport.control.report_failure(self.worker, error.item, error.exception_type,
+                                                  error.message, error.trace, **error.extra)
+            return FAILED
         except BaseException as error:  # noqa: B902 - every failure is reported by name
             self.transport.control.report_failure(
                 self.worker, self.item, type(error).__name__, str(error), traceback.format_exc())

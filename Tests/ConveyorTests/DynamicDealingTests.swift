@@ -101,6 +101,34 @@ import Testing
         }
     }
 
+    /// Item 0 cannot be written until item 2 has been: round-robin gives both to replica 0,
+    /// which would wait for itself (the stall timeout stops it); dynamic dealing gives item 2
+    /// to the replica that is free, and the run completes in order.
+    @Test(arguments: modes)
+    func aBlockedItemDoesNotHoldBackTheItemsBehindIt(mode: ExecutionMode) throws {
+        if PipelineTests.skipped(mode) { return }
+        for dealing in [Dealing.dynamic, .roundRobin] {
+            let gate = PipeSemaphore()
+            let pipeline = Pipeline(items: 6, rows: 2, cols: 2, of: Double.self, replicas: 2) { i, x in
+                if i == 0 { guard gate.wait() else { throw NeverReleased() } }
+                if i == 2 { gate.signal() }
+                x.withUnsafeMutableBufferPointer { $0.update(repeating: Double(i)) }
+            }
+            let run = { try pipeline.run(mode, dealing: dealing, stallTimeout: .seconds(1), into: [Int]()) { $0.append(Int($1[0, 0])) } }
+            if dealing == .dynamic {
+                #expect(try run().result == Array(0..<6), "\(mode)")
+            } else {
+                #expect {
+                    _ = try run()
+                } throws: { error in
+                    guard case let .stageStalled(stage, item, _) = error as? PipelineError else { return false }
+                    return stage == "source" && item == 0
+                }
+                gate.signal()  // lets a detached thread (threads mode) finish
+            }
+        }
+    }
+
     @Test func roundRobinAndDynamicGiveTheSameResult() throws {
         let pipeline = Pipeline(items: 50, rows: 20, cols: 30, of: Double.self, replicas: 2) { i, x in
             x.fillUniform(seed: 9, stream: UInt64(i))

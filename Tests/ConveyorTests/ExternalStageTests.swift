@@ -42,6 +42,18 @@ import Testing
         }.sorted()
     }
 
+    /// Stage programs of this suite still running (any process whose executable is one of
+    /// them): after a run, there must be none. The suite is serialized, and only it starts them.
+    static func livePrograms() -> [String] {
+        let names: Set<String> = ["conveyor-kernel-stage", "conveyor-swift-stage"]
+        return Leftovers.entries(of: "/proc").compactMap { pid -> String? in
+            guard Int32(pid) != nil,
+                  let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else { return nil }
+            let name = exe.split(separator: "/").last.map(String.init) ?? exe
+            return names.contains(name) ? "\(pid) \(name)" : nil
+        }
+    }
+
     @Test(arguments: modes)
     func cAndSwiftProgramsInTheMiddleGiveTheAllSwiftChecksum(mode: ExecutionMode) throws {
         if PipelineTests.skipped(mode) { return }
@@ -56,6 +68,7 @@ import Testing
             #expect(run.result == (try Self.allSwift(items: 30)), "\(mode) \(dealing)")
             #expect(run.stats.stages.map(\.name) == ["source", "h", "g", "f", "sink"])
             #expect(Leftovers.unreaped(monitor.stageProcessIDs).isEmpty)
+            #expect(Self.livePrograms() == [])
             #expect(Leftovers.sharedMemory(since: before, children: monitor.stageProcessIDs) == [])
         }
         #expect(Self.orphanedRegistrations(since: before) == [])
@@ -106,6 +119,7 @@ import Testing
                 return stage == "h" && message.contains(expected) && (item0 < 0 || item == item0)
             }
             #expect(Leftovers.unreaped(monitor.stageProcessIDs).isEmpty, "\(arguments)")
+            #expect(Self.livePrograms() == [], "\(arguments)")
             #expect(Leftovers.sharedMemory(since: before, children: monitor.stageProcessIDs) == [], "\(arguments)")
         }
         #expect(Self.orphanedRegistrations(since: before) == [])
@@ -115,14 +129,16 @@ import Testing
     func aHangingProgramIsStoppedByTheStallTimeout(mode: ExecutionMode) throws {
         if PipelineTests.skipped(mode) { return }
         let before = Leftovers.sharedMemory()
-        let pipeline = Self.seed(items: 6, h: { $0.external("h", command: [Self.kernelStage, "square", "--hang-at", "1"]) },
+        // Item 3, so that the program's start (in item 0's time) never counts as the stall.
+        let pipeline = Self.seed(items: 6, h: { $0.external("h", command: [Self.kernelStage, "square", "--hang-at", "3"]) },
                                  f: { $0.stage("f", [.add(1)]) })
         #expect {
-            _ = try pipeline.run(mode, stallTimeout: .milliseconds(300), into: 0.0) { $0 += $1.sum() }
+            _ = try pipeline.run(mode, stallTimeout: .seconds(1), into: 0.0) { $0 += $1.sum() }
         } throws: { error in
             guard case let .stageStalled(stage, item, _) = error as? PipelineError else { return false }
-            return stage == "h" && item == 1
+            return stage == "h" && item == 3
         }
+        #expect(Self.livePrograms() == [])
         #expect(Self.orphanedRegistrations(since: before) == [])
     }
 
@@ -168,5 +184,6 @@ import Testing
         check.waitUntilExit()
         #expect(check.terminationStatus == 0, "\(text)")
         #expect(text.hasPrefix("spawned "), "\(text)")
+        #expect(text.contains("stages in other processes"), "\(text)")
     }
 }

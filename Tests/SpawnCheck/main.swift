@@ -34,7 +34,7 @@ let pipeline = Pipeline(items: items, rows: 8, cols: 16, of: Double.self, source
     x.fillUniform(seed: 5, stream: UInt64(i))
 }
 .stage("square", [.square])
-.stage("rows", rows: 8, cols: 1) { input, output in
+.stage("rows", rows: 8, cols: 2) { input, output in
     // Dispatch: one row per concurrent iteration; then a Task per row for its sum.
     let rows = (0..<input.rows).map { r in (0..<input.cols).map { input[r, $0] } }
     let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: rows.count)
@@ -44,16 +44,28 @@ let pipeline = Pipeline(items: items, rows: 8, cols: 16, of: Double.self, source
         target[r] = blocking { await rowSum(rows[r]) }
     }
     for r in 0..<rows.count { output[r, 0] = sums[r] }
+    output[0, 1] = Double(getpid())  // which process ran the stage
 }
 pipeline.serveIfSpawned()
 
 do {
     let t0 = ContinuousClock.now
-    let spawned = try pipeline.run(.spawnedProcesses, into: 0.0) { $0 += $1.sum() }
+    let me = Double(getpid())
+    func total(_ x: Matrix<Double>) -> Double { (0..<x.rows).reduce(0) { $0 + x[$1, 0] } }
+    let spawned = try pipeline.run(.spawnedProcesses, into: (0.0, Set<Double>())) { acc, x in
+        acc.0 += total(x)
+        acc.1.insert(x[0, 1])
+    }
     let ms = (ContinuousClock.now - t0) / .milliseconds(1)
-    let threads = try pipeline.run(.threads, into: 0.0) { $0 += $1.sum() }
-    print("spawned \(spawned.result) threads \(threads.result) ms \(ms)")
-    exit(spawned.result == threads.result ? 0 : 1)
+    let threads = try pipeline.run(.threads, into: (0.0, Set<Double>())) { acc, x in
+        acc.0 += total(x)
+        acc.1.insert(x[0, 1])
+    }
+    // Spawned, the stage ran in one other process; in threads, in this one.
+    let elsewhere = spawned.result.1.count == 1 && !spawned.result.1.contains(me) && threads.result.1 == [me]
+    print("spawned \(spawned.result.0) threads \(threads.result.0) ms \(ms)"
+          + (elsewhere ? " stages in other processes" : " stages NOT in other processes"))
+    exit(spawned.result.0 == threads.result.0 && elsewhere ? 0 : 1)
 } catch {
     print("failed: \(error)")
     exit(1)

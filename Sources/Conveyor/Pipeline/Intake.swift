@@ -13,8 +13,10 @@
 ///   come.
 ///
 /// Every word is checked before it is trusted (another process wrote it): its slot, the
-/// slot's descriptor, and its item against what the edge allows, so an item delivered twice
-/// or out of its lane's order is a protocol error, not a wrong result.
+/// slot's descriptor, and its item against what the edge allows: an item out of its lane's
+/// order, or delivered twice to an ordered merge, is a protocol error. (An order-free sink
+/// checks only each lane's order; an item repeated on two lanes shows when its slot comes
+/// back twice to its owner, ``OwnSlots``.)
 struct Intake {
     enum Step {
         /// The next item and, except for the source, the word of the slot it sits in.

@@ -193,7 +193,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
                             _ reduce: (inout Result, Matrix<Element>) throws -> Void) throws(PipelineError)
         -> PipelineRun<Result>
     {
-        if mode == .spawnedProcesses { serveIfSpawned() }
+        if mode == .spawnedProcesses { serveIfSpawned(); SpawnedStage.refuseIfSpawned() }
         var result = initial
         let plan = try RunPlan(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
                                dealing: dealing, stallTimeout: stallTimeout, progress: progress)
@@ -214,7 +214,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
                                       _ reduce: @escaping @Sendable (inout Result, Matrix<Element>) throws -> Void)
         async throws(PipelineError) -> PipelineRun<Result>
     {
-        if mode == .spawnedProcesses { serveIfSpawned() }
+        if mode == .spawnedProcesses { serveIfSpawned(); SpawnedStage.refuseIfSpawned() }
         let plan = try RunPlan(pipeline: self, mode: mode, buffer: buffer, fusion: fusion, ordered: ordered,
                                dealing: dealing, stallTimeout: stallTimeout, progress: progress)
         let flag = CancellationFlag()

@@ -23,13 +23,6 @@ struct StageContract {
     var replica: Int
     var name: String
 
-    /// The stage name a contract line ends with (" name=" takes the rest of the line).
-    static func name(in line: String) -> String? {
-        let tokens = line.split(separator: " ", omittingEmptySubsequences: false)
-        guard let k = tokens.firstIndex(where: { $0.hasPrefix("name=") }) else { return nil }
-        return String(tokens[k...].joined(separator: " ").dropFirst("name=".count))
-    }
-
     /// "conveyor-stage/1 in=f64:500x2000 out=f64:500x2000 in_pool=3 out_pool=4 jobs=5
     /// done=6 report=7 parent=4242 replica=0 name=g".
     var line: String {

@@ -101,10 +101,12 @@ final class StageProcess {
         }
     }
 
-    /// End of stream: closes `jobs` and waits for the program to exit 0 (it must, within a
-    /// few slices of the close). Returns nil, or what went wrong.
+    /// End of stream: closes `jobs` and waits for the program to exit 0, which it must do
+    /// within 2 s of the close (a program that lingers, say on a thread of its own that
+    /// never ends, is killed and reported). Returns nil, or what went wrong.
     func finish() -> String? {
         jobs.close()
+        let deadline = nowNanoseconds() + 2_000_000_000
         while true {
             if let ending = reapIfEnded() {
                 return ending == .exited(0) ? nil : message(ending, before: nil)
@@ -112,6 +114,10 @@ final class StageProcess {
             if control.aborted {
                 stop()
                 return ""
+            }
+            if nowNanoseconds() > deadline {
+                stop()
+                return "\(what) did not exit within 2 s of the end of the stream and was killed"
             }
             Posix.sleep(nanoseconds: 1_000_000)  // a poll for the exit: no event to wait on
         }
@@ -154,7 +160,7 @@ final class StageProcess {
         let how: String
         switch ending {
         case let .signalled(signal): how = "\(what) was killed by signal \(signal) (\(Posix.signalDescription(signal)))"
-        case .exited(2): how = "\(what) refused its contract"
+        case .exited(2): how = "\(what) refused its contract (status 2)"
         case let .exited(code): how = "\(what) exited with status \(code)"
         case .unknown: how = "\(what) ended"
         }

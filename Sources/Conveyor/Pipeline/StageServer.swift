@@ -101,21 +101,21 @@ extension Shape {
 
 extension Pipeline {
     /// In a process that a ``ExecutionMode/spawnedProcesses`` run of this pipeline started
-    /// for one of its stages, serves that stage (found by the name in CONVEYOR_STAGE) and
-    /// exits; anywhere else, returns at once (cost: one `getenv`).
+    /// for one of its stages, serves that stage (found by the pipeline's identity and the
+    /// node's index in CONVEYOR_SPAWNED) and exits; anywhere else, returns at once (cost:
+    /// one `getenv`).
     ///
     /// Call it early in `main`, before anything the program must not do twice: the spawned
     /// copy runs `main` again up to here. `run(.spawnedProcesses, ...)` calls it first, so a
     /// program whose `main` goes straight to the run needs no call of its own. A copy whose
     /// pipeline has no stage of that name returns here (another pipeline of the program may
-    /// serve it) and, if nothing serves it, is reported by the run.
+    /// serve it); one that reaches a spawned `run` without having served is stopped there
+    /// and reported by the parent's run, with the stage and the item.
     public func serveIfSpawned() {
-        guard let line = getenv(StageContract.variable).map({ String(cString: $0) }),
-              line.hasPrefix("conveyor-stage/"), let name = StageContract.name(in: line) else { return }
-        // The nodes as a run plans them, fused or not: the parent's run may have either.
-        let unfused = [source] + stages
-        for nodes in [unfused, [source] + fuse(stages)] {
-            guard let n = nodes.firstIndex(where: { $0.name == name }) else { continue }
+        guard let spawned = getenv(SpawnedStage.variable).map({ String(cString: $0) }) else { return }
+        // The nodes as a run plans them, fused or not: the identity says which, and which node.
+        for nodes in [[source] + stages, [source] + fuse(stages)] {
+            guard let n = SpawnedStage.node(in: spawned, of: nodes, items: items) else { continue }
             let stage = nodes[n]
             var contract = conveyor_stage_contract()
             if n > 0 { contract.input = StageServer.side(nodes[n - 1].outputDType, shape: nodes[n - 1].outputShape) }
@@ -124,5 +124,53 @@ extension Pipeline {
             if case .kernel = stage.work { contract.allow_in_place = 1 }
             exit(StageServer.run(stage.work, contract))
         }
+    }
+}
+
+/// Which stage a spawned copy of the executable is for: CONVEYOR_SPAWNED holds the
+/// pipeline's identity (a hash of its planned nodes: names, kinds, shapes, dtypes,
+/// replicas, item count) and the node's index. A copy serves only a pipeline whose plan
+/// has that identity, so two stages that share a name (in two pipelines, or a fused and an
+/// unfused name) are never confused.
+enum SpawnedStage {
+    static var variable: String { "CONVEYOR_SPAWNED" }
+
+    /// "<identity> <node>" for node `n` of the planned `nodes`.
+    static func value(nodes: [Stage], items: Int, node n: Int) -> String { "\(identity(nodes, items: items)) \(n)" }
+
+    /// The node index `value` names, if it names one of `nodes`.
+    static func node(in value: String, of nodes: [Stage], items: Int) -> Int? {
+        let parts = value.split(separator: " ")
+        guard parts.count == 2, parts[0] == identity(nodes, items: items), let n = Int(parts[1]),
+              nodes.indices.contains(n) else { return nil }
+        return n
+    }
+
+    /// FNV-1a of the nodes' description, in hex.
+    static func identity(_ nodes: [Stage], items: Int) -> String {
+        var text = "\(items)"
+        for stage in nodes {
+            let kind = switch stage.work {
+            case .source: "source"
+            case .kernel: "kernel"
+            case .closure: "closure"
+            case .external: "external"
+            }
+            text += "|\(stage.name)/\(kind)/\(stage.outputDType.rawValue)/\(stage.outputShape.rows)x\(stage.outputShape.cols)/\(stage.replicas)"
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return String(hash, radix: 16)
+    }
+
+    /// In a spawned copy whose pipeline was not served before a spawned run began: says so
+    /// on the report fd the contract names (the pipeline shows it) and exits 2, instead of
+    /// running a pipeline of its own.
+    static func refuseIfSpawned() {
+        guard getenv(variable) != nil else { return }
+        let message = "this spawned copy reached a spawnedProcesses run before serving its stage: call "
+            + "serveIfSpawned() on every pipeline the program runs spawned, early in main\n"
+        try? Posix.write(StageContract.Target.report, Array(message.utf8))
+        exit(2)
     }
 }

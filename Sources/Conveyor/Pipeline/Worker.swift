@@ -82,10 +82,13 @@ struct Worker: Sendable {
     private func startProgram() -> StageProcess? {
         let stage = plan.nodes[node].stage!
         let path: String, arguments: [String]
+        var environment = Posix.environment.filter { !$0.hasPrefix("\(SpawnedStage.variable)=") }
         if case let .external(external) = stage.work {
             (path, arguments) = (external.command[0], external.command)
         } else {
             (path, arguments) = (Posix.ownExecutable, CommandLine.arguments)
+            let value = SpawnedStage.value(nodes: plan.nodes.dropLast().map { $0.stage! }, items: plan.items, node: node)
+            environment.append("\(SpawnedStage.variable)=\(value)")
         }
         let inPlace = !plan.nodes[node].producesSlots  // a kernel stage, an in-place program
         let input = node > 0 ? (dtype(node - 1), plan.nodes[node - 1].outputShape) : nil
@@ -93,7 +96,7 @@ struct Worker: Sendable {
                                      parent: Posix.processID, replica: replica, name: stage.name)
         let channels = transport.programs[index]!
         do throws(StageProcessError) {
-            return try StageProcess(path: path, arguments: arguments, environment: Posix.environment, contract: contract,
+            return try StageProcess(path: path, arguments: arguments, environment: environment, contract: contract,
                                     inPool: node > 0 ? transport.pools[plan.inputOwner(node)]!.pool : nil,
                                     outPool: transport.pools[plan.slots.owner[node]]!.pool, jobs: channels.jobs,
                                     done: channels.done, control: control, worker: index)

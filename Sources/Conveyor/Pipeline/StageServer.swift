@@ -115,7 +115,7 @@ extension Pipeline {
         guard let spawned = getenv(SpawnedStage.variable).map({ String(cString: $0) }) else { return }
         // The nodes as a run plans them, fused or not: the identity says which, and which node.
         for nodes in [[source] + stages, [source] + fuse(stages)] {
-            guard let n = SpawnedStage.node(in: spawned, of: nodes, items: items) else { continue }
+            guard let n = SpawnedStage.node(in: spawned, of: nodes) else { continue }
             let stage = nodes[n]
             var contract = conveyor_stage_contract()
             if n > 0 { contract.input = StageServer.side(nodes[n - 1].outputDType, shape: nodes[n - 1].outputShape) }
@@ -128,27 +128,27 @@ extension Pipeline {
 }
 
 /// Which stage a spawned copy of the executable is for: CONVEYOR_SPAWNED holds the
-/// pipeline's identity (a hash of its planned nodes: names, kinds, shapes, dtypes,
-/// replicas, item count) and the node's index. A copy serves only a pipeline whose plan
+/// pipeline's identity (a hash of its planned nodes: names, kinds, shapes, dtypes and
+/// replicas; not the item count, which a stage does not depend on) and the node's index. A copy serves only a pipeline whose plan
 /// has that identity, so two stages that share a name (in two pipelines, or a fused and an
 /// unfused name) are never confused.
 enum SpawnedStage {
     static var variable: String { "CONVEYOR_SPAWNED" }
 
     /// "<identity> <node>" for node `n` of the planned `nodes`.
-    static func value(nodes: [Stage], items: Int, node n: Int) -> String { "\(identity(nodes, items: items)) \(n)" }
+    static func value(nodes: [Stage], node n: Int) -> String { "\(identity(nodes)) \(n)" }
 
     /// The node index `value` names, if it names one of `nodes`.
-    static func node(in value: String, of nodes: [Stage], items: Int) -> Int? {
+    static func node(in value: String, of nodes: [Stage]) -> Int? {
         let parts = value.split(separator: " ")
-        guard parts.count == 2, parts[0] == identity(nodes, items: items), let n = Int(parts[1]),
+        guard parts.count == 2, parts[0] == identity(nodes), let n = Int(parts[1]),
               nodes.indices.contains(n) else { return nil }
         return n
     }
 
     /// FNV-1a of the nodes' description, in hex.
-    static func identity(_ nodes: [Stage], items: Int) -> String {
-        var text = "\(items)"
+    static func identity(_ nodes: [Stage]) -> String {
+        var text = "conveyor-pipeline"
         for stage in nodes {
             let kind = switch stage.work {
             case .source: "source"

@@ -57,7 +57,14 @@ struct Worker: Sendable {
             let t0 = nowNanoseconds()
             switch intake.next() {
             case .end:
-                if let problem = program?.finish() { return fail(problem, item: -1) }
+                if let program {
+                    // Waiting for the program's exit is busy time: the watchdog stops one
+                    // that never leaves (see StageProcess.finish).
+                    control.setBusy(worker: index, since: nowNanoseconds())
+                    let problem = program.finish()
+                    control.setBusy(worker: index, since: nil)
+                    if let problem { return fail(problem, item: -1) }
+                }
                 // Its last items (at most `buffer`) still hold slots of its own.
                 guard own?.awaitAllBack() ?? true else { return status }
                 return 0
@@ -87,7 +94,7 @@ struct Worker: Sendable {
             (path, arguments) = (external.command[0], external.command)
         } else {
             (path, arguments) = (Posix.ownExecutable, CommandLine.arguments)
-            let value = SpawnedStage.value(nodes: plan.nodes.dropLast().map { $0.stage! }, items: plan.items, node: node)
+            let value = SpawnedStage.value(nodes: plan.nodes.dropLast().map { $0.stage! }, node: node)
             environment.append("\(SpawnedStage.variable)=\(value)")
         }
         let inPlace = !plan.nodes[node].producesSlots  // a kernel stage, an in-place program

@@ -43,14 +43,15 @@ import Testing
     }
 
     /// Stage programs of this suite still running (any process whose executable is one of
-    /// them): after a run, there must be none. The suite is serialized, and only it starts them.
+    /// this build's): after a run, there must be none. The suite is serialized, and only it
+    /// starts them.
     static func livePrograms() -> [String] {
-        let names: Set<String> = ["conveyor-kernel-stage", "conveyor-swift-stage"]
+        // By full path: programs of another checkout's tests on the same machine are not ours.
+        let ours: Set<String> = [kernelStage, swiftStage]
         return Leftovers.entries(of: "/proc").compactMap { pid -> String? in
             guard Int32(pid) != nil,
                   let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else { return nil }
-            let name = exe.split(separator: "/").last.map(String.init) ?? exe
-            return names.contains(name) ? "\(pid) \(name)" : nil
+            return ours.contains(exe) ? "\(pid) \(exe)" : nil
         }
     }
 

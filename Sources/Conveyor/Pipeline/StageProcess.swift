@@ -101,12 +101,14 @@ final class StageProcess {
         }
     }
 
-    /// End of stream: closes `jobs` and waits for the program to exit 0. The worker counts
-    /// this wait as busy time, so a program that lingers (on a thread that never ends, say)
-    /// is stopped by the stall watchdog like one stuck on an item; one still starting up
-    /// on a loaded machine is not cut short. Returns nil, or what went wrong.
+    /// End of stream: closes `jobs` and waits for the program to exit 0, which it must do
+    /// within ``exitLimit`` of the close: one that lingers (on a thread of its own that
+    /// never ends, say) is killed and reported. The limit is generous because a program
+    /// that got no item may still be starting up on a loaded machine. Returns nil, or what
+    /// went wrong.
     func finish() -> String? {
         jobs.close()
+        let deadline = nowNanoseconds() + Self.exitLimit
         while true {
             if let ending = reapIfEnded() {
                 return ending == .exited(0) ? nil : message(ending, before: nil)
@@ -115,9 +117,16 @@ final class StageProcess {
                 stop()
                 return ""
             }
+            if nowNanoseconds() > deadline {
+                stop()
+                return "\(what) did not exit within \(Self.exitLimit / 1_000_000_000) s of the end of the stream and was killed"
+            }
             Posix.sleep(nanoseconds: 1_000_000)  // a poll for the exit: no event to wait on
         }
     }
+
+    /// How long a program may take to exit after the end of the stream: 10 s.
+    static var exitLimit: UInt64 { 10_000_000_000 }
 
     /// Kills and reaps the program (the run stops, or this handle goes).
     func stop() {

@@ -57,14 +57,7 @@ struct Worker: Sendable {
             let t0 = nowNanoseconds()
             switch intake.next() {
             case .end:
-                if let program {
-                    // Waiting for the program's exit is busy time: the watchdog stops one
-                    // that never leaves (see StageProcess.finish).
-                    control.setBusy(worker: index, since: nowNanoseconds())
-                    let problem = program.finish()
-                    control.setBusy(worker: index, since: nil)
-                    if let problem { return fail(problem, item: -1) }
-                }
+                if let problem = program?.finish() { return fail(problem, item: -1) }
                 // Its last items (at most `buffer`) still hold slots of its own.
                 guard own?.awaitAllBack() ?? true else { return status }
                 return 0

@@ -143,12 +143,7 @@ class Pipeline:
         replicas, buffer, kernel program; a generator stage with replicas > 1)."""
         last = self._stages[-1]
         node = make_stage(fn, name, shape, dtype, replicas, len(self._stages), last.shape, last.dtype)
-        if buffer is not None:
-            node.buffer = _check_buffer(buffer)
-        pipe = Pipeline.__new__(Pipeline)
-        pipe._stages = self._stages + [node]
-        pipe._buffer, pipe._start = self._buffer, self._start
-        return pipe
+        return self._appending(node, buffer)
 
     def external(self, command, *, name=None, shape=None, dtype=None, replicas=1, buffer=None):
         """A new Pipeline with a PROGRAM appended as a stage: ``command`` (a list of str,
@@ -178,6 +173,11 @@ class Pipeline:
         last = self._stages[-1]
         node = make_external(command, name, shape, dtype, replicas, len(self._stages), last.shape,
                              last.dtype)
+        return self._appending(node, buffer)
+
+    def _appending(self, node, buffer):
+        """A new Pipeline: this one's stages and `node`, which writes `buffer` slots per
+        replica when given (checked), else the run's."""
         if buffer is not None:
             node.buffer = _check_buffer(buffer)
         pipe = Pipeline.__new__(Pipeline)

@@ -203,14 +203,7 @@ class Results:
         after a failure: the failed one exits once its report is written, the others
         once they see it gone (a dead peer). Killing them at once could cut a report
         short; a stage busy in its own code for longer is killed."""
-        deadline = time.monotonic() + seconds
-        running = [proc for _, _, _, proc in self._procs if proc.exitcode is None]
-        while running:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            multiprocessing.connection.wait([proc.sentinel for proc in running], left)
-            running = [proc for proc in running if proc.exitcode is None]
+        _wait_for_exits([proc for _, _, _, proc in self._procs], seconds)
 
     def _kill_and_reap(self):
         for _, _, _, proc in self._procs:
@@ -236,13 +229,7 @@ class Results:
         if not proxies:
             return
         self._transport.control.stop()
-        deadline = time.monotonic() + _GRACE
-        while proxies:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            multiprocessing.connection.wait([proc.sentinel for proc in proxies], left)
-            proxies = [proc for proc in proxies if proc.exitcode is None]
+        _wait_for_exits(proxies, _GRACE)
 
     def _release_transport(self):
         self._done = True
@@ -381,3 +368,16 @@ class Results:
             self.close()
         except Exception:  # noqa: BLE001 - nothing to report to at collection
             pass
+
+
+def _wait_for_exits(procs, seconds):
+    """Waits up to `seconds` for every process of `procs` still running to end, on their
+    sentinels (no polling); returns at the deadline with the rest still running."""
+    deadline = time.monotonic() + seconds
+    running = [proc for proc in procs if proc.exitcode is None]
+    while running:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        multiprocessing.connection.wait([proc.sentinel for proc in running], left)
+        running = [proc for proc in running if proc.exitcode is None]

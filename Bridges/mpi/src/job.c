@@ -1,0 +1,59 @@
+/*
+ * job.c — the MPI job around the links: start-up with MPI_THREAD_MULTIPLE, the way out,
+ * ranks, and the messages of this library's statuses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conveyor_mpi.h"
+
+int conveyor_mpi_init(int *argc, char ***argv) {
+    int initialized = 0, provided = MPI_THREAD_SINGLE;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
+            return CONVEYOR_E_SYSTEM;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    // Errors come back as statuses: a dead peer must not abort the rank that notices it.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    return provided >= MPI_THREAD_MULTIPLE ? CONVEYOR_OK : CONVEYOR_E_UNSUPPORTED;
+}
+
+int conveyor_mpi_finalize(void) {
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) return CONVEYOR_OK;
+    return MPI_Finalize() == MPI_SUCCESS ? CONVEYOR_OK : CONVEYOR_E_SYSTEM;
+}
+
+void conveyor_mpi_abort(int code) {
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    // MPI_Abort should not return; if an implementation does, do not run on.
+    _Exit(code ? code : 1);
+}
+
+int conveyor_mpi_world_rank(void) {
+    int initialized = 0, finalized = 0, rank = -1;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) return -1;
+    return MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS ? rank : -1;
+}
+
+int conveyor_mpi_world_size(void) {
+    int initialized = 0, finalized = 0, size = -1;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) return -1;
+    return MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS ? size : -1;
+}
+
+const char *conveyor_mpi_status_message(int status) {
+    if (status == CONVEYOR_MPI_E_MPI) return "an MPI call failed";
+    return conveyor_status_message(status);
+}

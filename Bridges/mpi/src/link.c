@@ -1,0 +1,316 @@
+/*
+ * link.c — opening and destroying one end of a link, its heartbeats and the liveness
+ * check every wait makes.
+ *
+ * HEARTBEATS. Each end's heartbeat thread sends a BEAT on the BEAT tag every heartbeat_ns
+ * (once the previous one is out) and takes the peer's, recording when the last came.
+ * Every wait of the driving thread calls cv_mpi_check_peer, which fails once the peer has
+ * been silent for liveness_ns. The bound on noticing a dead peer is therefore
+ * liveness_ns + heartbeat_ns (the thread's sleep) plus one pause of the wait loop.
+ *
+ * BYE. destroy stops the thread, then sends BYE and takes the peer's heartbeats until the
+ * peer's BYE comes. A sender's messages on one tag arrive in order, so after the peer's
+ * BYE none of its heartbeats is still on the way, and no message of the link is left
+ * unreceived when MPI is finalized. A BYE that comes while the thread runs means the peer
+ * destroyed its end: the next check reports it as gone (PEER_DEAD), at once. A broken link
+ * (a dead, buggy or hostile peer) sends its BYE but does not wait for the peer's.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "link_internal.h"
+
+enum { TAG_BASE = 16384 };
+
+int64_t cv_mpi_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+void cv_mpi_pause(void) { sched_yield(); }
+
+int cv_mpi_fail(conveyor_mpi_link *link, int status, const char *format, ...) {
+    int n = snprintf(link->error, sizeof link->error, "link %d %s rank %d: ", link->channel,
+                     link->direction == CONVEYOR_MPI_SENDER ? "to" : "from", link->peer);
+    if (n < 0 || (size_t)n >= sizeof link->error) n = 0;
+    va_list args;
+    va_start(args, format);
+    vsnprintf(link->error + n, sizeof link->error - (size_t)n, format, args);
+    va_end(args);
+    return status;
+}
+
+int cv_mpi_call_failed(conveyor_mpi_link *link, const char *call, int code) {
+    char message[MPI_MAX_ERROR_STRING];
+    int length = 0;
+    if (MPI_Error_string(code, message, &length) != MPI_SUCCESS) snprintf(message, sizeof message, "error %d", code);
+    link->broken = true;
+    return cv_mpi_fail(link, CONVEYOR_MPI_E_MPI, "%s failed: %s", call, message);
+}
+
+int cv_mpi_check_peer(conveyor_mpi_link *link) {
+    pthread_mutex_lock(&link->beat.lock);
+    int64_t silent = cv_mpi_now_ns() - link->beat.last_heard_ns;
+    bool left = link->beat.peer_left;
+    int mpi_error = link->beat.mpi_error;
+    pthread_mutex_unlock(&link->beat.lock);
+    if (mpi_error) return cv_mpi_call_failed(link, "a heartbeat", mpi_error);
+    if (left) {
+        link->broken = true;
+        return cv_mpi_fail(link, CONVEYOR_E_PEER_DEAD, "the peer destroyed its end of the link");
+    }
+    if (silent > link->liveness_ns) {
+        link->broken = true;
+        return cv_mpi_fail(link, CONVEYOR_E_PEER_DEAD, "no heartbeat from the peer for %.1f s (the bound is %.1f s)",
+                           (double)silent / 1e9, (double)link->liveness_ns / 1e9);
+    }
+    return CONVEYOR_OK;
+}
+
+uint64_t cv_mpi_element_size(uint32_t dtype) {
+    switch (dtype) {
+    case CONVEYOR_DTYPE_BYTES: return 1;
+    case CONVEYOR_DTYPE_F32: return sizeof(float);
+    case CONVEYOR_DTYPE_F64: return sizeof(double);
+    default: return 0;
+    }
+}
+
+int cv_mpi_check_frame(const conveyor_frame_info *info) {
+    uint64_t size = cv_mpi_element_size(info->dtype);
+    if (size == 0 || info->rank > CONVEYOR_FRAME_MAX_RANK) return CONVEYOR_E_INVALID_ARGUMENT;
+    uint64_t bytes = size;
+    for (uint32_t d = 0; d < info->rank; d++) {
+        if (info->shape[d] != 0 && bytes > UINT64_MAX / info->shape[d]) return CONVEYOR_E_INVALID_ARGUMENT;
+        bytes *= info->shape[d];
+    }
+    return bytes == info->byte_length ? CONVEYOR_OK : CONVEYOR_E_INVALID_ARGUMENT;
+}
+
+/* ---- The heartbeat thread ------------------------------------------------------------ */
+
+/* Takes every heartbeat that has come; records BYE. Called with beat.lock held. */
+static int take_beats(conveyor_mpi_link *link) {
+    for (;;) {
+        int done = 0, rc = MPI_Test(&link->beat_receive, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return rc;
+        if (!done) return MPI_SUCCESS;
+        link->beat.last_heard_ns = cv_mpi_now_ns();
+        if (link->beat_in.kind == WIRE_BYE) {
+            link->beat.peer_left = true;
+            return MPI_SUCCESS; // nothing follows a BYE: no receive is posted again
+        }
+        link->beat.heartbeats++;
+        rc = MPI_Irecv(&link->beat_in, sizeof link->beat_in, MPI_BYTE, link->peer, link->tag_beat, link->comm,
+                       &link->beat_receive);
+        if (rc != MPI_SUCCESS) return rc;
+    }
+}
+
+static void *beat_loop(void *argument) {
+    conveyor_mpi_link *link = argument;
+    pthread_mutex_lock(&link->beat.lock);
+    while (!link->beat.stop) {
+        int done = 1, rc = MPI_SUCCESS;
+        if (link->beat_send != MPI_REQUEST_NULL) rc = MPI_Test(&link->beat_send, &done, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && done) {
+            link->beat_out.kind = WIRE_BEAT;
+            rc = MPI_Isend(&link->beat_out, sizeof link->beat_out, MPI_BYTE, link->peer, link->tag_beat, link->comm,
+                           &link->beat_send);
+        }
+        if (rc == MPI_SUCCESS && !link->beat.peer_left) rc = take_beats(link);
+        if (rc != MPI_SUCCESS) {
+            link->beat.mpi_error = rc;
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = until.tv_nsec + link->heartbeat_ns;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        // The condition variable uses CLOCK_MONOTONIC (set at open); a spurious or early
+        // wake-up only sends the next heartbeat sooner.
+        pthread_cond_timedwait(&link->beat.wake, &link->beat.lock, &until);
+    }
+    pthread_mutex_unlock(&link->beat.lock);
+    return NULL;
+}
+
+int cv_mpi_beats_start(conveyor_mpi_link *link) {
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&link->beat.wake, &attributes);
+    pthread_condattr_destroy(&attributes);
+    pthread_mutex_init(&link->beat.lock, NULL);
+    link->beat.last_heard_ns = cv_mpi_now_ns();
+    link->beat_send = MPI_REQUEST_NULL;
+    int rc = MPI_Irecv(&link->beat_in, sizeof link->beat_in, MPI_BYTE, link->peer, link->tag_beat, link->comm,
+                       &link->beat_receive);
+    if (rc != MPI_SUCCESS) return cv_mpi_call_failed(link, "MPI_Irecv (heartbeat)", rc);
+    int error = pthread_create(&link->beat_thread, NULL, beat_loop, link);
+    if (error != 0) {
+        MPI_Cancel(&link->beat_receive);
+        MPI_Wait(&link->beat_receive, MPI_STATUS_IGNORE);
+        errno = error;
+        return cv_mpi_fail(link, CONVEYOR_E_SYSTEM, "pthread_create failed: %s", strerror(error));
+    }
+    return CONVEYOR_OK;
+}
+
+/* Waits for `request` until it completes or `deadline`; cancels a receive that did not. */
+static void finish_or_cancel(MPI_Request *request, int64_t deadline, bool is_receive) {
+    while (*request != MPI_REQUEST_NULL) {
+        int done = 0;
+        if (MPI_Test(request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done) break;
+        if (cv_mpi_now_ns() > deadline) {
+            if (is_receive) {
+                MPI_Cancel(request);
+                MPI_Wait(request, MPI_STATUS_IGNORE);
+            } else {
+                MPI_Request_free(request);
+            }
+            break;
+        }
+        cv_mpi_pause();
+    }
+    *request = MPI_REQUEST_NULL;
+}
+
+void cv_mpi_beats_stop(conveyor_mpi_link *link) {
+    pthread_mutex_lock(&link->beat.lock);
+    link->beat.stop = true;
+    pthread_cond_signal(&link->beat.wake);
+    pthread_mutex_unlock(&link->beat.lock);
+    pthread_join(link->beat_thread, NULL);
+
+    // The BYE exchange (see the top of this file), on a healthy link. A broken one (a dead,
+    // buggy or hostile peer) only says BYE, if the peer may still hear it, and waits for
+    // nothing: what the peer still sends stays in MPI's queues, which is harmless.
+    bool silent = cv_mpi_now_ns() - link->beat.last_heard_ns > link->liveness_ns;
+    int64_t deadline = cv_mpi_now_ns() + (link->broken ? 0 : link->liveness_ns);
+    // Sends of heartbeats are small, so complete locally at once; the grace is for a
+    // loaded machine. One still posted after it is freed (MPI then owns it).
+    int64_t send_deadline = cv_mpi_now_ns() + (link->broken ? link->heartbeat_ns : link->liveness_ns);
+    finish_or_cancel(&link->beat_send, send_deadline, false);
+    MPI_Request bye = MPI_REQUEST_NULL;
+    link->beat_out.kind = WIRE_BYE;
+    if (!silent) MPI_Isend(&link->beat_out, sizeof link->beat_out, MPI_BYTE, link->peer, link->tag_beat, link->comm, &bye);
+    while (!link->beat.peer_left && link->beat_receive != MPI_REQUEST_NULL && cv_mpi_now_ns() <= deadline) {
+        if (take_beats(link) != MPI_SUCCESS) break;
+        if (!link->beat.peer_left) cv_mpi_pause();
+    }
+    if (!link->beat.peer_left) finish_or_cancel(&link->beat_receive, 0, true);
+    finish_or_cancel(&bye, send_deadline, false);
+    pthread_cond_destroy(&link->beat.wake);
+    pthread_mutex_destroy(&link->beat.lock);
+}
+
+/* ---- Open and destroy ---------------------------------------------------------------- */
+
+int conveyor_mpi_link_open(const conveyor_mpi_link_config *config, int direction, conveyor_mpi_link **out) {
+    if (out) *out = NULL;
+    if (!config || !out) return CONVEYOR_E_NULL_POINTER;
+    int initialized = 0, finalized = 0, provided = MPI_THREAD_SINGLE;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) return CONVEYOR_E_UNSUPPORTED;
+    MPI_Query_thread(&provided);
+    if (provided < MPI_THREAD_MULTIPLE) return CONVEYOR_E_UNSUPPORTED;
+
+    MPI_Comm comm = config->comm == (MPI_Comm)0 ? MPI_COMM_WORLD : config->comm;
+    int size = 0, self = -1;
+    if (MPI_Comm_size(comm, &size) != MPI_SUCCESS || MPI_Comm_rank(comm, &self) != MPI_SUCCESS)
+        return CONVEYOR_E_INVALID_ARGUMENT;
+    uint64_t chunk = config->chunk_bytes ? config->chunk_bytes : CONVEYOR_MPI_DEFAULT_CHUNK_BYTES;
+    int64_t liveness = config->liveness_ns ? config->liveness_ns : CONVEYOR_MPI_DEFAULT_LIVENESS_NS;
+    int64_t heartbeat = config->heartbeat_ns ? config->heartbeat_ns : CONVEYOR_MPI_DEFAULT_HEARTBEAT_NS;
+    uint32_t window = config->window ? config->window : 2;
+    if ((direction != CONVEYOR_MPI_SENDER && direction != CONVEYOR_MPI_RECEIVER) || config->peer < 0 ||
+        config->peer >= size || config->peer == self || config->channel < 0 ||
+        config->channel > CONVEYOR_MPI_MAX_CHANNEL || chunk > CONVEYOR_MPI_MAX_CHUNK_BYTES || liveness < 0 ||
+        heartbeat < 0 || heartbeat >= liveness || window > CONVEYOR_MPI_MAX_WINDOW || config->reserved != 0)
+        return CONVEYOR_E_INVALID_ARGUMENT;
+
+    conveyor_mpi_link *link = calloc(1, sizeof *link);
+    if (!link) return CONVEYOR_E_NO_MEMORY;
+    link->comm = comm;
+    link->peer = config->peer;
+    link->channel = config->channel;
+    link->direction = direction;
+    link->tag_desc = TAG_BASE + 4 * config->channel;
+    link->tag_data = link->tag_desc + 1;
+    link->tag_back = link->tag_desc + 2;
+    link->tag_beat = link->tag_desc + 3;
+    link->chunk_bytes = chunk;
+    link->liveness_ns = liveness;
+    link->heartbeat_ns = heartbeat;
+    link->window = window;
+    link->incoming_request = MPI_REQUEST_NULL;
+    for (uint32_t f = 0; f < CONVEYOR_MPI_MAX_WINDOW; f++) {
+        link->frames[f].desc_request = MPI_REQUEST_NULL;
+        for (int c = 0; c < CHUNKS_IN_FLIGHT; c++) link->frames[f].chunk[c] = MPI_REQUEST_NULL;
+    }
+    // Errors come back as statuses on this communicator too (a dead peer must not abort).
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    if (direction == CONVEYOR_MPI_RECEIVER) {
+        int rc = MPI_Irecv(&link->incoming, sizeof link->incoming, MPI_BYTE, link->peer, link->tag_desc, comm,
+                           &link->incoming_request);
+        if (rc != MPI_SUCCESS) {
+            free(link);
+            return CONVEYOR_MPI_E_MPI;
+        }
+    }
+    int status = cv_mpi_beats_start(link);
+    if (status != CONVEYOR_OK) {
+        if (link->incoming_request != MPI_REQUEST_NULL) {
+            MPI_Cancel(&link->incoming_request);
+            MPI_Wait(&link->incoming_request, MPI_STATUS_IGNORE);
+        }
+        free(link);
+        return status;
+    }
+    *out = link;
+    return CONVEYOR_OK;
+}
+
+void conveyor_mpi_link_destroy(conveyor_mpi_link *link) {
+    if (!link) return;
+    cv_mpi_beats_stop(link);
+    // Whatever is still posted is given up: a receive is cancelled, a send freed (MPI
+    // finishes it or drops it with the job).
+    if (link->incoming_request != MPI_REQUEST_NULL) {
+        MPI_Cancel(&link->incoming_request);
+        MPI_Wait(&link->incoming_request, MPI_STATUS_IGNORE);
+    }
+    for (uint32_t f = 0; f < CONVEYOR_MPI_MAX_WINDOW; f++) {
+        pending_frame *frame = &link->frames[f];
+        if (frame->desc_request != MPI_REQUEST_NULL) MPI_Request_free(&frame->desc_request);
+        for (int c = 0; c < CHUNKS_IN_FLIGHT; c++)
+            if (frame->chunk[c] != MPI_REQUEST_NULL) MPI_Request_free(&frame->chunk[c]);
+    }
+    free(link);
+}
+
+int conveyor_mpi_link_check(conveyor_mpi_link *link) {
+    if (!link) return CONVEYOR_E_NULL_POINTER;
+    return cv_mpi_check_peer(link);
+}
+
+int conveyor_mpi_link_get_stats(const conveyor_mpi_link *link, conveyor_mpi_link_stats *stats) {
+    if (!link || !stats) return CONVEYOR_E_NULL_POINTER;
+    *stats = link->stats;
+    conveyor_mpi_link *mutable = (conveyor_mpi_link *)link;
+    pthread_mutex_lock(&mutable->beat.lock);
+    stats->heartbeats = link->beat.heartbeats;
+    pthread_mutex_unlock(&mutable->beat.lock);
+    return CONVEYOR_OK;
+}
+
+const char *conveyor_mpi_link_error(const conveyor_mpi_link *link) { return link ? link->error : ""; }

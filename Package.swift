@@ -17,6 +17,10 @@ import PackageDescription
 /// `swift build --disable-default-traits` builds a serial library with the same API.
 let openMP: Set<String> = ["OpenMP"]
 
+/// MPI is a trait, off by default: runs across the ranks of an MPI job (Open MPI's
+/// libopenmpi-dev, found through pkg-config's ompi-c). Off, nothing links MPI.
+let mpi: Set<String> = ["MPI"]
+
 let package = Package(
     name: "Conveyor",
     products: [
@@ -31,9 +35,12 @@ let package = Package(
         .executable(name: "conveyor-kernel-stage", targets: ["ConveyorKernelStage"]),
         .executable(name: "conveyor-swift-stage", targets: ["ConveyorSwiftStage"]),
         .executable(name: "conveyor-spawn-check", targets: ["ConveyorSpawnCheck"]),
+        // The Swift side of scripts/test-mpi (runs across MPI ranks; trait MPI); not for users.
+        .executable(name: "conveyor-mpi-ranks", targets: ["ConveyorMPIRanks"]),
     ],
     traits: [
         .trait(name: "OpenMP", description: "Parallel kernels through LLVM's libomp (libomp-dev)."),
+        .trait(name: "MPI", description: "Pipelines across the ranks of an MPI job (Open MPI, libopenmpi-dev)."),
         .default(enabledTraits: ["OpenMP"]),
     ],
     dependencies: [
@@ -54,9 +61,23 @@ let package = Package(
                 .linkedLibrary("m"),
             ]
         ),
+        // MPI's header and library (trait MPI only): the system's Open MPI through pkg-config.
+        .systemLibrary(name: "CMPI", path: "Bridges/mpi/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        // The MPI bridge (conveyor_mpi.h): links and ring bridges between ranks, in C.
+        .target(
+            name: "ConveyorMPI",
+            dependencies: ["CKernels", "CMPI"],
+            path: "Bridges/mpi",
+            exclude: ["CMPI"],
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .target(
             name: "Conveyor",
-            dependencies: ["CKernels", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: [
+                "CKernels", .product(name: "Atomics", package: "swift-atomics"),
+                .target(name: "ConveyorMPI", condition: .when(traits: mpi)),
+            ],
             path: "Sources/Conveyor"
         ),
         // Deliberately naive scalar loops (vectorization disabled) so the benchmark can
@@ -85,6 +106,7 @@ let package = Package(
         .executableTarget(name: "ConveyorKernelStage", dependencies: ["CKernels"], path: "Tests/StagePrograms"),
         .executableTarget(name: "ConveyorSwiftStage", dependencies: ["Conveyor"], path: "Tests/SwiftStage"),
         .executableTarget(name: "ConveyorSpawnCheck", dependencies: ["Conveyor"], path: "Tests/SpawnCheck"),
+        .executableTarget(name: "ConveyorMPIRanks", dependencies: ["Conveyor"], path: "Tests/MPIRanks"),
         .testTarget(
             name: "ConveyorTests",
             // The stage programs are dependencies so that `swift test` builds them beside

@@ -86,10 +86,16 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)``). An operand matrix in `program`
     /// must have the items' shape, and a program has at most 16 steps; `run` reports a
     /// violation as ``PipelineError/invalidDefinition(_:)``.
-    public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1) -> Pipeline {
+    ///
+    /// `on` places the stage (all its replicas) on a rank of an MPI job, for
+    /// `runAcrossRanks` (trait MPI); a stage that names none runs where the one
+    /// before it does (the source on rank 0). ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)``
+    /// refuses a stage placed on a rank other than 0.
+    public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1,
+                      on placement: Placement? = nil) -> Pipeline {
         var next = self
         next.stages.append(Stage(name: name, work: .kernel(KernelProgram(program)), replicas: replicas,
-                                 outputShape: outputShape, outputDType: Element.dtype))
+                                 outputShape: outputShape, outputDType: Element.dtype, placement: placement))
         return next
     }
 
@@ -98,12 +104,12 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///
     /// Cost per item: the body's own work; the matrices are views of shared slots. Replacing
     /// `output` by a matrix of the same shape copies it into the slot; another shape fails
-    /// the stage with a message.
-    public func stage(_ name: String, rows: Int? = nil, cols: Int? = nil, replicas: Int = 1,
+    /// the stage with a message. `on` places the stage on a rank, as for kernel stages.
+    public func stage(_ name: String, rows: Int? = nil, cols: Int? = nil, replicas: Int = 1, on placement: Placement? = nil,
                       _ body: @escaping @Sendable (_ input: Matrix<Element>, _ output: inout Matrix<Element>) throws -> Void)
         -> Pipeline
     {
-        stage(name, rows: rows, cols: cols, as: Element.self, replicas: replicas, body)
+        stage(name, rows: rows, cols: cols, as: Element.self, replicas: replicas, on: placement, body)
     }
 
     /// Adds a closure stage whose output has another element type, declared up front so
@@ -117,11 +123,12 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     /// ```
     public func stage<Output: MatrixElement>(
         _ name: String, rows: Int? = nil, cols: Int? = nil, as output: Output.Type, replicas: Int = 1,
+        on placement: Placement? = nil,
         _ body: @escaping @Sendable (_ input: Matrix<Element>, _ output: inout Matrix<Output>) throws -> Void
     ) -> Pipeline<Output> {
         let shape = Shape(rows: rows ?? outputShape.rows, cols: cols ?? outputShape.cols)
         let stage = Stage(name: name, work: .closure(ClosureBody(body)), replicas: replicas,
-                          outputShape: shape, outputDType: Output.dtype)
+                          outputShape: shape, outputDType: Output.dtype, placement: placement)
         return Pipeline<Output>(items: items, source: source, stages: stages + [stage])
     }
 
@@ -145,19 +152,20 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     /// reaped when the run stops.
     public func external<Output: MatrixElement>(
         _ name: String, command: [String], rows: Int? = nil, cols: Int? = nil, as output: Output.Type,
-        replicas: Int = 1, inPlace: Bool = false
+        replicas: Int = 1, inPlace: Bool = false, on placement: Placement? = nil
     ) -> Pipeline<Output> {
         let shape = Shape(rows: rows ?? outputShape.rows, cols: cols ?? outputShape.cols)
         let stage = Stage(name: name, work: .external(ExternalCommand(command: command, inPlace: inPlace)),
-                          replicas: replicas, outputShape: shape, outputDType: Output.dtype)
+                          replicas: replicas, outputShape: shape, outputDType: Output.dtype, placement: placement)
         return Pipeline<Output>(items: items, source: source, stages: stages + [stage])
     }
 
     /// An external stage whose output has the input's element type: see
-    /// ``external(_:command:rows:cols:as:replicas:inPlace:)``.
+    /// ``external(_:command:rows:cols:as:replicas:inPlace:on:)``.
     public func external(_ name: String, command: [String], rows: Int? = nil, cols: Int? = nil,
-                         replicas: Int = 1, inPlace: Bool = false) -> Pipeline {
-        external(name, command: command, rows: rows, cols: cols, as: Element.self, replicas: replicas, inPlace: inPlace)
+                         replicas: Int = 1, inPlace: Bool = false, on placement: Placement? = nil) -> Pipeline {
+        external(name, command: command, rows: rows, cols: cols, as: Element.self, replicas: replicas, inPlace: inPlace,
+                 on: placement)
     }
 
     /// Runs the pipeline to completion and reduces every item, in order, with `reduce`.

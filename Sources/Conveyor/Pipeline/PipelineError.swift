@@ -21,6 +21,10 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidDefinition(String)
     /// Setting up the shared slots and channels, threads or processes failed.
     case setupFailed(String)
+    /// A rank of a run across ranks failed, or its link to another rank did (a dead or
+    /// silent rank, a broken connection): the rank that failed first, as far as rank 0
+    /// can tell, and what it reported.
+    case rankFailed(rank: Int, message: String)
 
     /// A sentence naming the stage and the item.
     public var description: String {
@@ -35,6 +39,7 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cancelled: return "pipeline: cancelled"
         case let .invalidDefinition(message): return "pipeline: invalid definition: \(message)"
         case let .setupFailed(message): return "pipeline: setup failed: \(message)"
+        case let .rankFailed(rank, message): return "pipeline: rank \(rank) failed: \(message)"
         }
     }
 }

@@ -70,6 +70,10 @@ struct RunPlan: Sendable {
             throw .invalidDefinition("items must be in 0..<\(Self.maxItems), got \(pipeline.items)")
         }
         for (n, stage) in stages.enumerated() {
+            if let placement = stage.placement, placement.rank != 0 {
+                throw .invalidDefinition("stage '\(stage.name)' is placed on rank \(placement.rank), but run() runs every "
+                    + "stage on this machine: start the executable under mpirun and call runAcrossRanks (trait MPI)")
+            }
             if case let .external(program) = stage.work, program.inPlace,
                stage.outputShape != stages[n - 1].outputShape || stage.outputDType != stages[n - 1].outputDType {
                 throw .invalidDefinition("external stage '\(stage.name)' works in place, so it must output what it "

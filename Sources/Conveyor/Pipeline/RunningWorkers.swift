@@ -26,7 +26,8 @@ struct RunningWorkers {
             let body = Worker(plan: plan, transport: transport, control: control, node: worker.node,
                               replica: worker.replica, index: w)
             let name = plan.nodes[worker.node].name
-            switch plan.mode {
+            let inProcess = plan.nodes[worker.node].stage?.inRunnerProcess ?? false
+            switch inProcess ? .threads : plan.mode {
             case .threads, .spawnedProcesses:  // spawned: the thread drives its stage's program
                 do throws(SystemCallError) {
                     running.threads.append((w, try Posix.Thread.start { _ = body.run() }))

@@ -30,6 +30,11 @@ struct Stage: Sendable {
     var outputShape: Shape
     /// Element type of the matrices the stage outputs.
     var outputDType: DType
+    /// The rank of an MPI job the stage runs on, when it names one (``Placement``).
+    var placement: Placement? = nil
+    /// The stage's workers are threads of the running process in every mode: a bridge
+    /// that drives an MPI link, which a forked child must not touch.
+    var inRunnerProcess = false
 }
 
 /// The program an external stage runs: its path first, then its arguments. Each replica
@@ -45,6 +50,11 @@ struct ExternalCommand: Sendable {
 /// item `index`.
 struct SourceBody: Sendable {
     let run: @Sendable (_ index: Int, _ slot: UnsafeMutableRawPointer, _ shape: Shape, _ lender: AnyObject) throws -> Void
+
+    /// A source that writes the raw bytes of the slot itself (a bridge receiving into it).
+    init(raw: @escaping @Sendable (_ index: Int, _ slot: UnsafeMutableRawPointer, _ shape: Shape, _ lender: AnyObject) throws -> Void) {
+        run = raw
+    }
 
     init<Element: MatrixElement>(_ body: @escaping @Sendable (Int, inout Matrix<Element>) throws -> Void) {
         run = { index, slot, shape, lender in

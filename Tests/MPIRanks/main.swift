@@ -1,0 +1,71 @@
+// conveyor-mpi-ranks: the Swift side of the MPI tests (scripts/test-mpi), run under
+// mpirun -n 4 from an executable built with the MPI trait. The question's pipeline with
+// h, g, f placed on ranks 1, 2 and 3:
+//   seed [threads|processes]  the checksum equals a run on one machine, bit for bit
+//   fail                      g throws at item 5: rank 0 reports rank 2 and its message
+//   kill                      rank 2 dies (SIGKILL) in g at item 5: rank 0 reports rank 2
+// Rank 0 prints one line starting "conveyor-mpi-ranks:" that the script checks.
+#if canImport(Glibc)
+import Glibc
+#endif
+#if MPI
+import Conveyor
+
+let arguments = CommandLine.arguments.dropFirst()
+let scenario = arguments.first ?? "seed"
+let mode: ExecutionMode = arguments.contains("processes") ? .processes : .threads
+let items = 40, rows = 250, cols = 400
+
+struct Planned: Error, CustomStringConvertible {
+    var description: String { "g refuses item 5 (planned)" }
+}
+
+/// The seed pipeline. In "fail" and "kill", the source marks item 5 (x[0,0] = 7, where
+/// uniform values are below 1), and g, seeing 49 after h, fails or dies there.
+func seed(placed: Bool) -> Pipeline<Double> {
+    let marked = scenario != "seed"
+    return Pipeline(items: items, rows: rows, cols: cols, of: Double.self) { i, x in
+        x.fillUniform(seed: 2016, stream: UInt64(i))
+        if marked && i == 5 { x[0, 0] = 7 }
+    }
+    .stage("h", [.square], on: placed ? .rank(1) : nil)
+    .stage("g", on: placed ? .rank(2) : nil) { x, out in
+        if x[0, 0] > 1 {
+            if scenario == "kill" { raise(SIGKILL) }
+            throw Planned()
+        }
+        for i in 0..<x.rows { for j in 0..<x.cols { out[i, j] = 3 * x[i, j] } }
+    }
+    .stage("f", [.add(1)], on: placed ? .rank(3) : nil)
+}
+
+let options = LinkOptions(liveness: .seconds(2), heartbeat: .milliseconds(50))
+let start = ContinuousClock.now
+do throws(PipelineError) {
+    try MPIJob.start()
+    guard MPIJob.size == 4 else {
+        print("conveyor-mpi-ranks: run me with mpirun -n 4")
+        MPIJob.abort(2)
+    }
+    let run = try seed(placed: true).runAcrossRanks(mode, link: options, into: 0.0) { sum, x in sum += x.sum() }
+    if MPIJob.rank == 0, let sum = run.result {
+        let local = try seed(placed: false).run(mode, progress: .never, into: 0.0) { sum, x in sum += x.sum() }.result
+        guard local == sum, scenario == "seed" else {
+            print("conveyor-mpi-ranks: FAILED: \(scenario): checksum \(sum) across ranks, \(local) on one machine")
+            MPIJob.abort(1)
+        }
+        let moved = run.ranks.map { "rank \($0.rank) sent \($0.bytesSent) B" }.joined(separator: ", ")
+        print("conveyor-mpi-ranks: seed \(mode) checksum \(sum) as on one machine; \(moved)")
+    }
+    MPIJob.finish()
+} catch {
+    if MPIJob.rank == 0 {
+        print("conveyor-mpi-ranks: \(scenario) failed after \(ContinuousClock.now - start) as: \(error)")
+    }
+    // No MPI_Finalize after a failure: it could wait for a dead rank.
+    exit(0)
+}
+#else
+print("conveyor-mpi-ranks: built without the MPI trait (swift build --traits MPI)")
+exit(2)
+#endif

@@ -88,10 +88,18 @@ let package = Package(
             dependencies: ["CKernels"],
             path: "Benchmarks/BenchBaselines"
         ),
+        // The timed loops of `conveyor-bench mpi` (trait MPI): bare MPI, and the bridge.
+        .target(
+            name: "MPIBench",
+            dependencies: ["ConveyorMPI"],
+            path: "Benchmarks/MPIBench",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .executableTarget(
             name: "ConveyorBench",
             dependencies: [
                 "Conveyor", "CKernels", "BenchBaselines",
+                .target(name: "MPIBench", condition: .when(traits: mpi)),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/ConveyorBench"

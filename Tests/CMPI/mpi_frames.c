@@ -274,8 +274,9 @@ static void refusals_sender(void) {
     // A receiver that leaves: the close waits for an acknowledgement that never comes.
     link = open_link(CONVEYOR_MPI_SENDER, 1, 28, 0);
     CHECK_STATUS(conveyor_mpi_link_send(link, bytes, &hundred), CONVEYOR_OK, link);
+    // (While it waits for the acknowledgement, a BYE is no error: the receiver's silence is.)
     CHECK_STATUS(conveyor_mpi_link_close(link), CONVEYOR_E_PEER_DEAD, link);
-    CHECK(strstr(conveyor_mpi_link_error(link), "destroyed its end") != NULL, link);
+    CHECK(strstr(conveyor_mpi_link_error(link), "no heartbeat") != NULL, link);
     CHECK_STATUS(conveyor_mpi_link_send(link, bytes, &hundred), CONVEYOR_E_BAD_STATE, link);
     conveyor_mpi_link_destroy(link);
 }

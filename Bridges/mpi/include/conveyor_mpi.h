@@ -83,6 +83,19 @@ CONVEYOR_API int conveyor_mpi_world_rank(void);
 /** The number of ranks in MPI_COMM_WORLD, or -1 if MPI is not initialized. */
 CONVEYOR_API int conveyor_mpi_world_size(void);
 
+/**
+ * A communicator of its own for one run's links: MPI_Comm_dup of MPI_COMM_WORLD, with
+ * errors returned. Messages on it never meet those of another run (a late heartbeat of a
+ * run that failed, say) or of the program. Collective: every rank calls it, and it waits
+ * for all of them (a barrier at the start of a run). Errors: CONVEYOR_MPI_E_MPI,
+ * CONVEYOR_E_NULL_POINTER.
+ */
+CONVEYOR_API int conveyor_mpi_world_dup(MPI_Comm *comm);
+
+/** Frees a communicator from conveyor_mpi_world_dup once every link on it is destroyed
+ * (MPI_Comm_free: pending messages on it are dropped), and sets it to MPI_COMM_NULL. */
+CONVEYOR_API void conveyor_mpi_comm_release(MPI_Comm *comm);
+
 /** A message for any status of this library or of the core (conveyor_status_message for
  * the core's codes, plus CONVEYOR_MPI_E_MPI). Never NULL. */
 CONVEYOR_API const char *conveyor_mpi_status_message(int status);

@@ -53,6 +53,17 @@ int conveyor_mpi_world_size(void) {
     return MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS ? size : -1;
 }
 
+int conveyor_mpi_world_dup(MPI_Comm *comm) {
+    if (!comm) return CONVEYOR_E_NULL_POINTER;
+    if (MPI_Comm_dup(MPI_COMM_WORLD, comm) != MPI_SUCCESS) return CONVEYOR_MPI_E_MPI;
+    MPI_Comm_set_errhandler(*comm, MPI_ERRORS_RETURN);
+    return CONVEYOR_OK;
+}
+
+void conveyor_mpi_comm_release(MPI_Comm *comm) {
+    if (comm && *comm != MPI_COMM_NULL && *comm != MPI_COMM_WORLD) MPI_Comm_free(comm);
+}
+
 const char *conveyor_mpi_status_message(int status) {
     if (status == CONVEYOR_MPI_E_MPI) return "an MPI call failed";
     return conveyor_status_message(status);

@@ -8,12 +8,19 @@
  * been silent for liveness_ns. The bound on noticing a dead peer is therefore
  * liveness_ns + heartbeat_ns (the thread's sleep) plus one pause of the wait loop.
  *
- * BYE. destroy stops the thread, then sends BYE and takes the peer's heartbeats until the
- * peer's BYE comes. A sender's messages on one tag arrive in order, so after the peer's
- * BYE none of its heartbeats is still on the way, and no message of the link is left
- * unreceived when MPI is finalized. A BYE that comes while the thread runs means the peer
- * destroyed its end: the next check reports it as gone (PEER_DEAD), at once. A broken link
- * (a dead, buggy or hostile peer) sends its BYE but does not wait for the peer's.
+ * BYE. When its stream is over (the sender got the acknowledgement of END, the receiver
+ * sent it) or when it is destroyed, whichever comes first, an end stops its heartbeat
+ * thread and sends BYE; destroy then takes the peer's heartbeats until the peer's BYE
+ * comes. A sender's messages on one tag arrive in order, so after the peer's BYE none of
+ * its heartbeats is still on the way, and no message of the link is left unreceived when
+ * MPI is finalized. Sending BYE at the end of the stream, not at destroy, matters: ranks
+ * that destroy several links one after another, each waiting for its peer's BYE, would
+ * otherwise wait in a cycle (rank 0 for rank 3, 3 for 2, 2 for 1, 1 for 0) until the
+ * liveness bound broke it, leaving late BYEs behind. A BYE that comes while the thread runs
+ * means the peer left: the next check reports it (PEER_DEAD) at once, except while the
+ * sender waits for its acknowledgement of END, which the receiver sent before its BYE. A
+ * broken link (a dead, buggy or hostile peer) sends its BYE but does not wait for the
+ * peer's.
  */
 #include <errno.h>
 #include <sched.h>
@@ -35,6 +42,14 @@ int64_t cv_mpi_now_ns(void) {
 
 void cv_mpi_pause(void) { sched_yield(); }
 
+void cv_mpi_pause_idle(int64_t since) {
+    if (cv_mpi_now_ns() - since < IDLE_SPIN_NS) {
+        sched_yield();
+        return;
+    }
+    struct timespec nap = {0, IDLE_NAP_NS};
+    nanosleep(&nap, NULL);
+}
 int cv_mpi_fail(conveyor_mpi_link *link, int status, const char *format, ...) {
     int n = snprintf(link->error, sizeof link->error, "link %d %s rank %d: ", link->channel,
                      link->direction == CONVEYOR_MPI_SENDER ? "to" : "from", link->peer);
@@ -54,14 +69,16 @@ int cv_mpi_call_failed(conveyor_mpi_link *link, const char *call, int code) {
     return cv_mpi_fail(link, CONVEYOR_MPI_E_MPI, "%s failed: %s", call, message);
 }
 
-int cv_mpi_check_peer(conveyor_mpi_link *link) {
+int cv_mpi_check_peer(conveyor_mpi_link *link) { return cv_mpi_check_peer_while(link, false); }
+
+int cv_mpi_check_peer_while(conveyor_mpi_link *link, bool peer_may_leave) {
     pthread_mutex_lock(&link->beat.lock);
     int64_t silent = cv_mpi_now_ns() - link->beat.last_heard_ns;
     bool left = link->beat.peer_left;
     int mpi_error = link->beat.mpi_error;
     pthread_mutex_unlock(&link->beat.lock);
     if (mpi_error) return cv_mpi_call_failed(link, "a heartbeat", mpi_error);
-    if (left) {
+    if (left && !peer_may_leave) {
         link->broken = true;
         return cv_mpi_fail(link, CONVEYOR_E_PEER_DEAD, "the peer destroyed its end of the link");
     }
@@ -151,6 +168,7 @@ int cv_mpi_beats_start(conveyor_mpi_link *link) {
     pthread_mutex_init(&link->beat.lock, NULL);
     link->beat.last_heard_ns = cv_mpi_now_ns();
     link->beat_send = MPI_REQUEST_NULL;
+    link->bye = MPI_REQUEST_NULL;
     int rc = MPI_Irecv(&link->beat_in, sizeof link->beat_in, MPI_BYTE, link->peer, link->tag_beat, link->comm,
                        &link->beat_receive);
     if (rc != MPI_SUCCESS) return cv_mpi_call_failed(link, "MPI_Irecv (heartbeat)", rc);
@@ -183,31 +201,35 @@ static void finish_or_cancel(MPI_Request *request, int64_t deadline, bool is_rec
     *request = MPI_REQUEST_NULL;
 }
 
-void cv_mpi_beats_stop(conveyor_mpi_link *link) {
+void cv_mpi_beats_end(conveyor_mpi_link *link) {
+    if (link->beats_ended) return;
+    link->beats_ended = true;
     pthread_mutex_lock(&link->beat.lock);
     link->beat.stop = true;
     pthread_cond_signal(&link->beat.wake);
     pthread_mutex_unlock(&link->beat.lock);
     pthread_join(link->beat_thread, NULL);
-
-    // The BYE exchange (see the top of this file), on a healthy link. A broken one (a dead,
-    // buggy or hostile peer) only says BYE, if the peer may still hear it, and waits for
-    // nothing: what the peer still sends stays in MPI's queues, which is harmless.
-    bool silent = cv_mpi_now_ns() - link->beat.last_heard_ns > link->liveness_ns;
-    int64_t deadline = cv_mpi_now_ns() + (link->broken ? 0 : link->liveness_ns);
     // Sends of heartbeats are small, so complete locally at once; the grace is for a
     // loaded machine. One still posted after it is freed (MPI then owns it).
-    int64_t send_deadline = cv_mpi_now_ns() + (link->broken ? link->heartbeat_ns : link->liveness_ns);
-    finish_or_cancel(&link->beat_send, send_deadline, false);
-    MPI_Request bye = MPI_REQUEST_NULL;
+    finish_or_cancel(&link->beat_send, cv_mpi_now_ns() + link->heartbeat_ns, false);
+    // A peer silent past the bound gets no BYE: it is dead, or cannot hear it.
+    if (cv_mpi_now_ns() - link->beat.last_heard_ns > link->liveness_ns) return;
     link->beat_out.kind = WIRE_BYE;
-    if (!silent) MPI_Isend(&link->beat_out, sizeof link->beat_out, MPI_BYTE, link->peer, link->tag_beat, link->comm, &bye);
+    MPI_Isend(&link->beat_out, sizeof link->beat_out, MPI_BYTE, link->peer, link->tag_beat, link->comm, &link->bye);
+}
+
+void cv_mpi_beats_stop(conveyor_mpi_link *link) {
+    cv_mpi_beats_end(link);
+    // Wait for the peer's BYE on a healthy link (see the top of this file); a broken one (a
+    // dead, buggy or hostile peer) waits for nothing: what the peer still sends stays in
+    // MPI's queues, harmless within this communicator.
+    int64_t deadline = cv_mpi_now_ns() + (link->broken ? 0 : link->liveness_ns);
     while (!link->beat.peer_left && link->beat_receive != MPI_REQUEST_NULL && cv_mpi_now_ns() <= deadline) {
         if (take_beats(link) != MPI_SUCCESS) break;
-        if (!link->beat.peer_left) cv_mpi_pause();
+        if (!link->beat.peer_left) cv_mpi_pause_idle(deadline - link->liveness_ns);
     }
     if (!link->beat.peer_left) finish_or_cancel(&link->beat_receive, 0, true);
-    finish_or_cancel(&bye, send_deadline, false);
+    finish_or_cancel(&link->bye, cv_mpi_now_ns() + (link->broken ? link->heartbeat_ns : link->liveness_ns), false);
     pthread_cond_destroy(&link->beat.wake);
     pthread_mutex_destroy(&link->beat.lock);
 }

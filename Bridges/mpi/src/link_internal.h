@@ -83,7 +83,8 @@ struct conveyor_mpi_link {
     pthread_t beat_thread;
     beat_state beat;
     wire_word beat_out, beat_in;
-    MPI_Request beat_send, beat_receive;
+    MPI_Request beat_send, beat_receive, bye;
+    bool beats_ended;       /* the heartbeat thread is stopped and BYE sent */
 
     conveyor_mpi_link_stats stats;
     char error[320];
@@ -102,10 +103,20 @@ int cv_mpi_call_failed(conveyor_mpi_link *link, const char *call, int code);
 /* CONVEYOR_OK while the peer is alive; CONVEYOR_E_PEER_DEAD (and the link broken) once it
  * has been silent for liveness_ns or has left. Cost: a mutex. */
 int cv_mpi_check_peer(conveyor_mpi_link *link);
+/* The same, but a peer that left (its BYE came) is not yet an error when `peer_may_leave`:
+ * only its silence past the bound is. */
+int cv_mpi_check_peer_while(conveyor_mpi_link *link, bool peer_may_leave);
 
 /* One round of a wait loop: gives the core to other threads (MPI has no progress thread:
  * the transfer moves only while some thread is inside MPI, so waits poll rather than sleep). */
 void cv_mpi_pause(void);
+
+/* A wait loop's round when the wait may be long (the next descriptor, a sender's window):
+ * yields for the first IDLE_SPIN_NS of the wait, then naps IDLE_NAP_NS a round, so an idle
+ * link does not take a core from the threads doing the work (on a machine with fewer cores
+ * than busy threads, a spinning waiter holds its core until the scheduler's tick). */
+enum { IDLE_SPIN_NS = 200000, IDLE_NAP_NS = 50000 };
+void cv_mpi_pause_idle(int64_t since);
 
 /* Checks a frame's description as a ring commit does; CONVEYOR_OK or INVALID_ARGUMENT. */
 int cv_mpi_check_frame(const conveyor_frame_info *info);
@@ -113,8 +124,10 @@ int cv_mpi_check_frame(const conveyor_frame_info *info);
 /* Element size of a dtype, 0 for an unknown one. */
 uint64_t cv_mpi_element_size(uint32_t dtype);
 
-/* Starts and stops the heartbeat thread (link.c). */
+/* Starts the heartbeat thread; ends it and sends BYE (at the end of the stream, or from
+ * stop); stop (destroy) also waits for the peer's BYE (link.c). */
 int cv_mpi_beats_start(conveyor_mpi_link *link);
+void cv_mpi_beats_end(conveyor_mpi_link *link);
 void cv_mpi_beats_stop(conveyor_mpi_link *link);
 
 #endif

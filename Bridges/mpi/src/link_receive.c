@@ -91,8 +91,12 @@ int conveyor_mpi_link_next(conveyor_mpi_link *link, int64_t timeout_ns, conveyor
             status = take_descriptor(link, &mpi_status);
             if (status == CONVEYOR_E_END_OF_STREAM) {
                 int ack = acknowledge_end(link);
-                if (ack == CONVEYOR_OK) link->finished = true;
-                else status = ack;
+                if (ack == CONVEYOR_OK) {
+                    link->finished = true;
+                    cv_mpi_beats_end(link);
+                } else {
+                    status = ack;
+                }
                 break;
             }
             if (status != CONVEYOR_OK) break;
@@ -107,7 +111,7 @@ int conveyor_mpi_link_next(conveyor_mpi_link *link, int64_t timeout_ns, conveyor
         }
         if ((status = cv_mpi_check_peer(link)) != CONVEYOR_OK) break;
         if (cv_mpi_now_ns() >= deadline) { status = CONVEYOR_E_TIMEOUT; break; }
-        cv_mpi_pause();
+        cv_mpi_pause_idle(start);
     }
     link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
     return status;

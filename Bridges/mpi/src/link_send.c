@@ -88,7 +88,7 @@ int conveyor_mpi_link_send_wait(conveyor_mpi_link *link, uint32_t leave, uint32_
         status = progress(link, &retired);
         if (status != CONVEYOR_OK || link->in_flight <= leave) break;
         status = cv_mpi_check_peer(link);
-        cv_mpi_pause();
+        cv_mpi_pause_idle(start);
     }
     link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
     if (completed) *completed = retired;
@@ -138,15 +138,16 @@ int conveyor_mpi_link_send(conveyor_mpi_link *link, const void *data, const conv
     return status == CONVEYOR_OK ? conveyor_mpi_link_send_wait(link, 0, NULL) : status;
 }
 
-/* Waits for `request` (already posted) with the liveness check; counts the time blocked. */
-static int wait_request(conveyor_mpi_link *link, MPI_Request *request, const char *what) {
+/* Waits for `request` (already posted) with the liveness check; counts the time blocked.
+ * With `peer_may_leave`, the peer's BYE alone is no error (see link.c). */
+static int wait_request(conveyor_mpi_link *link, MPI_Request *request, const char *what, bool peer_may_leave) {
     int64_t start = cv_mpi_now_ns();
     int status = CONVEYOR_OK;
     while (status == CONVEYOR_OK) {
         int done = 0, rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, what, rc);
         else if (done) break;
-        else if ((status = cv_mpi_check_peer(link)) == CONVEYOR_OK) cv_mpi_pause();
+        else if ((status = cv_mpi_check_peer_while(link, peer_may_leave)) == CONVEYOR_OK) cv_mpi_pause();
     }
     link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
     return status;
@@ -169,8 +170,9 @@ int conveyor_mpi_link_close(conveyor_mpi_link *link) {
     end.seq = link->seq;
     rc = MPI_Isend(&end, sizeof end, MPI_BYTE, link->peer, link->tag_desc, link->comm, &end_request);
     if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, "MPI_Isend (end of stream)", rc);
-    if (status == CONVEYOR_OK) status = wait_request(link, &end_request, "MPI_Test (end of stream)");
-    if (status == CONVEYOR_OK) status = wait_request(link, &ack_request, "MPI_Test (acknowledgement)");
+    if (status == CONVEYOR_OK) status = wait_request(link, &end_request, "MPI_Test (end of stream)", false);
+    // The receiver says BYE right after its acknowledgement, which may overtake it.
+    if (status == CONVEYOR_OK) status = wait_request(link, &ack_request, "MPI_Test (acknowledgement)", true);
     if (status != CONVEYOR_OK) {
         // `end` and `ack` live on this stack: nothing may stay posted on them.
         if (end_request != MPI_REQUEST_NULL) { MPI_Cancel(&end_request); MPI_Wait(&end_request, MPI_STATUS_IGNORE); }
@@ -183,5 +185,6 @@ int conveyor_mpi_link_close(conveyor_mpi_link *link) {
                            (unsigned long long)ack.kind, (unsigned long long)ack.seq, (unsigned long long)link->seq);
     }
     link->finished = true;
+    cv_mpi_beats_end(link);
     return CONVEYOR_OK;
 }

@@ -35,17 +35,34 @@ public struct LinkStats: Sendable, Equatable {
     public var blockedSeconds: Double
 }
 
+/// A communicator of one run's own (conveyor_mpi_world_dup): its links' messages never
+/// meet another run's. Made collectively by every rank; freed when the last link is gone.
+final class RunCommunicator: @unchecked Sendable {
+    fileprivate var comm: MPI_Comm?
+
+    init() throws(PipelineError) {
+        let status = conveyor_mpi_world_dup(&comm)
+        guard status == 0 else { throw .setupFailed("MPI_Comm_dup: \(String(cString: conveyor_mpi_status_message(status)))") }
+    }
+
+    deinit { conveyor_mpi_comm_release(&comm) }
+}
+
 /// One end of a conveyor_mpi link. A class so that the bridge closures of a run can share
 /// it; used by one thread at a time (the source worker that receives, or the sink that
 /// sends), with the link's own heartbeat thread beside it. Destroyed with its last reference.
 final class MPILink: @unchecked Sendable {
     private let handle: OpaquePointer
+    /// Kept so that the communicator outlives the link.
+    private let communicator: RunCommunicator
     let peer: Int
     let sending: Bool
 
-    /// Opens the end toward `peer` on `channel`. Throws ``PipelineError/setupFailed(_:)``.
-    init(sending: Bool, peer: Int, channel: Int, options: LinkOptions) throws(PipelineError) {
+    /// Opens the end toward `peer` on `channel` of `communicator`. Throws
+    /// ``PipelineError/setupFailed(_:)``.
+    init(sending: Bool, peer: Int, channel: Int, on communicator: RunCommunicator, options: LinkOptions) throws(PipelineError) {
         var config = conveyor_mpi_link_config()
+        config.comm = communicator.comm
         config.peer = Int32(peer)
         config.channel = Int32(channel)
         config.chunk_bytes = UInt64(max(options.chunkBytes, 0))
@@ -58,6 +75,7 @@ final class MPILink: @unchecked Sendable {
                 + String(cString: conveyor_mpi_status_message(status)))
         }
         handle = link
+        self.communicator = communicator
         self.peer = peer
         self.sending = sending
     }

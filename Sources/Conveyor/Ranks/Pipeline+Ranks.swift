@@ -150,17 +150,20 @@ struct RankRunner {
     /// Opens every link this rank has an end of: link k for each segment boundary, and the
     /// report links (rank 0 receives one from every other rank).
     private mutating func openLinks() throws(PipelineError) {
+        let comm = try RunCommunicator()
         for k in plan.segments.indices.dropLast() {
             let from = plan.segments[k].rank, to = plan.segments[k + 1].rank
-            if from == rank { outgoing[k] = try MPILink(sending: true, peer: to, channel: k, options: settings.options) }
-            if to == rank { incoming[k] = try MPILink(sending: false, peer: from, channel: k, options: settings.options) }
+            if from == rank { outgoing[k] = try MPILink(sending: true, peer: to, channel: k, on: comm, options: settings.options) }
+            if to == rank { incoming[k] = try MPILink(sending: false, peer: from, channel: k, on: comm, options: settings.options) }
         }
         if rank == 0 {
             for r in 1..<max(size, 1) {
-                reports[r] = try MPILink(sending: false, peer: r, channel: plan.reportChannel(r), options: settings.options)
+                reports[r] = try MPILink(sending: false, peer: r, channel: plan.reportChannel(r), on: comm,
+                                     options: settings.options)
             }
         } else {
-            reports[0] = try MPILink(sending: true, peer: 0, channel: plan.reportChannel(rank), options: settings.options)
+            reports[0] = try MPILink(sending: true, peer: 0, channel: plan.reportChannel(rank), on: comm,
+                                 options: settings.options)
         }
     }
 

@@ -63,9 +63,13 @@ extern "C" {
 /**
  * Initializes MPI for links (MPI_Init_thread with MPI_THREAD_MULTIPLE), unless the program
  * already did, and makes MPI calls on MPI_COMM_WORLD return errors instead of aborting
- * (MPI_ERRORS_RETURN). argc and argv may be NULL. Cost: MPI's start-up (milliseconds).
+ * (MPI_ERRORS_RETURN), then opens MPI's connections between every pair of ranks (one
+ * all-to-all: Open MPI's TCP transport opens them lazily, and opening them from two
+ * threads at once fails now and then). Collective: every rank calls it. argc and argv may
+ * be NULL. Cost: MPI's start-up (milliseconds) and the all-to-all.
  * Errors: CONVEYOR_E_UNSUPPORTED when the MPI library offers less than
- * MPI_THREAD_MULTIPLE, CONVEYOR_E_SYSTEM when MPI_Init_thread fails.
+ * MPI_THREAD_MULTIPLE, CONVEYOR_E_SYSTEM when MPI_Init_thread fails, CONVEYOR_MPI_E_MPI
+ * when the all-to-all does.
  */
 CONVEYOR_API int conveyor_mpi_init(int *argc, char ***argv);
 

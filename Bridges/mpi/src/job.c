@@ -7,6 +7,20 @@
 
 #include "conveyor_mpi.h"
 
+/* Opens MPI's connections between every pair of ranks now, from one thread per rank: Open
+ * MPI 4's TCP transport opens them lazily, and two threads of a rank opening connections
+ * at once (a link's heartbeat thread and its data thread) was seen to fail a send with
+ * MPI_ERR_OTHER now and then. One all-to-all of an int touches every pair. */
+static int connect_every_pair(MPI_Comm comm) {
+    int size = 0;
+    if (MPI_Comm_size(comm, &size) != MPI_SUCCESS || size < 1) return CONVEYOR_MPI_E_MPI;
+    int *words = calloc(2 * (size_t)size, sizeof *words);
+    if (!words) return CONVEYOR_E_NO_MEMORY;
+    int rc = MPI_Alltoall(words, 1, MPI_INT, words + size, 1, MPI_INT, comm);
+    free(words);
+    return rc == MPI_SUCCESS ? CONVEYOR_OK : CONVEYOR_MPI_E_MPI;
+}
+
 int conveyor_mpi_init(int *argc, char ***argv) {
     int initialized = 0, provided = MPI_THREAD_SINGLE;
     MPI_Initialized(&initialized);
@@ -18,7 +32,8 @@ int conveyor_mpi_init(int *argc, char ***argv) {
     }
     // Errors come back as statuses: a dead peer must not abort the rank that notices it.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    return provided >= MPI_THREAD_MULTIPLE ? CONVEYOR_OK : CONVEYOR_E_UNSUPPORTED;
+    if (provided < MPI_THREAD_MULTIPLE) return CONVEYOR_E_UNSUPPORTED;
+    return connect_every_pair(MPI_COMM_WORLD);
 }
 
 int conveyor_mpi_finalize(void) {
@@ -57,7 +72,7 @@ int conveyor_mpi_world_dup(MPI_Comm *comm) {
     if (!comm) return CONVEYOR_E_NULL_POINTER;
     if (MPI_Comm_dup(MPI_COMM_WORLD, comm) != MPI_SUCCESS) return CONVEYOR_MPI_E_MPI;
     MPI_Comm_set_errhandler(*comm, MPI_ERRORS_RETURN);
-    return CONVEYOR_OK;
+    return connect_every_pair(*comm);
 }
 
 void conveyor_mpi_comm_release(MPI_Comm *comm) {

@@ -8,8 +8,10 @@ internal import ConveyorMPI
 /// successful run, and nothing MPI after it.
 public enum MPIJob {
     /// Initializes MPI with `MPI_THREAD_MULTIPLE` (each link has a heartbeat thread), unless
-    /// it is already; errors come back as statuses from then on, never as an abort.
-    /// Cost: MPI's start-up, milliseconds, the first time; nothing after.
+    /// it is already; errors come back as statuses from then on, never as an abort. Then
+    /// opens MPI's connections between every pair of ranks (one all-to-all), so it is
+    /// collective: every rank calls it. Cost: MPI's start-up, milliseconds, the first
+    /// time; the all-to-all every time.
     /// - Throws: ``PipelineError/setupFailed(_:)`` when MPI cannot start or offers less than
     ///   `MPI_THREAD_MULTIPLE`.
     public static func start() throws(PipelineError) {

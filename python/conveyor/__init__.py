@@ -66,8 +66,12 @@ from ._core import (
 )
 from ._kernels import apply, fill_uniform, get_threads, has_openmp, set_threads, sum
 from ._ring import Consumer, Frame, Loan, Producer, Ring
+from ._mpi_errors import MPIError, MPINotBuilt, PeerDead
 from ._pipeline import (
     KernelStage,
+    RankFailed,
+    RankStats,
+    RanksRun,
     Pipeline,
     PipelineDefinitionError,
     PipelineError,
@@ -89,6 +93,7 @@ __all__ = [
     "Pipeline", "PipelineRun", "PipelineStats", "StageStats", "kernel_stage", "KernelStage",
     "parallel_pipeline", "PipelineError", "StageFailed", "StageDied", "PipelineDefinitionError",
     "serve_stage", "StageProgramError",
+    "RankFailed", "RanksRun", "RankStats", "MPIError", "PeerDead", "MPINotBuilt",
     "fill_uniform", "apply", "sum", "set_threads", "get_threads", "has_openmp",
     "ConveyorError", "NullPointer", "InvalidArgument", "SizeOverflow", "Misaligned",
     "Overlap", "TooLarge", "Unsupported", "OutOfMemory", "Timeout", "EndOfStream", "Closed",

@@ -11,7 +11,7 @@ failures with the rings'), and a PipelineError with these attributes:
 from .._core import ConveyorError
 
 __all__ = ["PipelineError", "StageFailed", "StageDied", "PipelineDefinitionError",
-           "StageProgramError"]
+           "StageProgramError", "RankFailed"]
 
 
 class PipelineError(ConveyorError):
@@ -87,3 +87,18 @@ class StageProgramError(ConveyorError, SystemExit):
         self.name = name
         self.stage = stage
         self.item = item
+
+
+class RankFailed(PipelineError):
+    """A run across ranks (Pipeline.run_across_ranks) failed on another rank than this
+    one: ``rank`` is the rank whose own failure explains the others (a stage that raised
+    or died there, or the rank itself died), ``stage`` and ``item`` what failed there,
+    ``exception_type`` and ``remote_traceback`` as for StageFailed (None when unknown).
+    Raised on rank 0 with the root cause; on the other ranks with what that rank saw."""
+
+    def __init__(self, message, *, rank, stage=None, item=None, exception_type=None,
+                 remote_traceback=None):
+        super().__init__(message, stage=stage, item=item)
+        self.rank = rank
+        self.exception_type = exception_type
+        self.remote_traceback = remote_traceback

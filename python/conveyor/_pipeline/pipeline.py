@@ -5,6 +5,7 @@ import numpy as np
 
 from .errors import PipelineDefinitionError
 from .plan import RunPlan
+from .rank_plan import check_rank
 from .run import Results
 from .stages import make_external, make_source, make_stage
 
@@ -136,16 +137,20 @@ class Pipeline:
                                           "carries numpy arrays")
         return make_source(_Prepend(first, iterator), None, first.shape, first.dtype, 1, stage.name)
 
-    def stage(self, fn, *, name=None, shape=None, dtype=None, replicas=1, buffer=None):
+    def stage(self, fn, *, name=None, shape=None, dtype=None, replicas=1, buffer=None, rank=None):
         """A new Pipeline with `fn` appended as a stage (see the class documentation for
         its forms). ``buffer`` overrides the run's for the slots this stage writes.
-        Checks the definition now: raises PipelineDefinitionError (a bad shape, dtype,
-        replicas, buffer, kernel program; a generator stage with replicas > 1)."""
+        ``rank`` places it on that MPI rank for run_across_ranks (None: where the stage
+        before it runs; the source is on rank 0). Checks the definition now: raises
+        PipelineDefinitionError (a bad shape, dtype, replicas, buffer, rank, kernel
+        program; a generator stage with replicas > 1)."""
         last = self._stages[-1]
         node = make_stage(fn, name, shape, dtype, replicas, len(self._stages), last.shape, last.dtype)
+        node.rank = check_rank(rank, f"stage '{node.name}'")
         return self._appending(node, buffer)
 
-    def external(self, command, *, name=None, shape=None, dtype=None, replicas=1, buffer=None):
+    def external(self, command, *, name=None, shape=None, dtype=None, replicas=1, buffer=None,
+                 rank=None):
         """A new Pipeline with a PROGRAM appended as a stage: ``command`` (a list of str,
         the program and its arguments) is started by the stage's worker process, once per
         replica, with the CONVEYOR_STAGE contract in its environment (conveyor.h section
@@ -154,7 +159,7 @@ class Pipeline:
         into a slot of this stage's pool: nothing is copied or pickled. ``shape`` and
         ``dtype`` of its output are the input's unless declared (1 to 4 extents); the
         program refuses a declaration it cannot serve. ``name`` defaults to the program's
-        file name; ``buffer`` as for stage().
+        file name; ``buffer`` and ``rank`` as for stage().
 
         Failures name the stage and the item: the program's one-line report as
         StageFailed (exception_type "ProgramFailed" for exit status 1, "ContractRefused"
@@ -173,6 +178,7 @@ class Pipeline:
         last = self._stages[-1]
         node = make_external(command, name, shape, dtype, replicas, len(self._stages), last.shape,
                              last.dtype)
+        node.rank = check_rank(rank, f"stage '{node.name}'")
         return self._appending(node, buffer)
 
     def _appending(self, node, buffer):
@@ -196,6 +202,12 @@ class Pipeline:
         Raises PipelineDefinitionError, StageFailed, StageDied while iterating."""
         buffer = self._buffer if buffer is None else _check_buffer(buffer)
         start = self._start if start is None else _check_start(start)
+        placed = [s for s in self._stages if s.rank not in (None, 0)]
+        if placed:
+            raise PipelineDefinitionError(
+                f"stage '{placed[0].name}' is placed on rank {placed[0].rank}: run() and results() "
+                "run on one machine; run such a pipeline with run_across_ranks() under mpirun "
+                "(e.g. mpirun -n 4 python script.py)")
         if start == "spawn" and isinstance(self._stages[0].body, _Prepend):
             raise PipelineDefinitionError("this source was read here to learn its shape and can "
                                           "only continue in a forked process: use start='fork'")
@@ -218,6 +230,39 @@ class Pipeline:
                     accumulated = reduce(accumulated, x)
                 del x
         return PipelineRun(accumulated, results.stats)
+
+    def run_across_ranks(self, reduce=None, initial=None, *, buffer=None, liveness=10.0):
+        """Runs the pipeline across the ranks of an MPI job (call it on every rank, under
+        mpirun, with the same definition): stages placed with ``rank=`` run on that rank,
+        a stage without one where the stage before it runs, the source and the sink on
+        rank 0. The pipeline is cut into segments of consecutive stages on one rank; each
+        runs there as a local pipeline (stage processes forked as by run()), and the items
+        cross between ranks through conveyor._mpi links (the C bridge, no mpi4py, nothing
+        pickled). Zero copy on both sides of a link: the sending segment's last slot is
+        sent in place, and the receiving segment's source (a thread of the rank's main
+        process: only it calls MPI, never a forked stage) receives each item straight into
+        its slot.
+
+        Returns a RanksRun: ``result`` (the fold of ``reduce(accumulated, x)`` over the
+        final arrays in order, on rank 0; None elsewhere) and ``ranks`` (RankStats per
+        rank: segments' stage names, items and busy seconds, links' frames, bytes and
+        blocked seconds; rank 0 holds every rank's). ``liveness``: seconds after which a
+        silent rank is dead. MPI is initialized on first use (MPI_THREAD_MULTIPLE) and
+        finalized at exit.
+
+        Failures: on rank 0, the failure that explains the others: the original exception
+        when it was rank 0's own (StageFailed, StageDied, your reduce's), else RankFailed
+        naming the rank, the stage and the item (a rank that died is named too, within
+        ``liveness``); the other ranks raise RankFailed with what they saw. Raises
+        MPINotBuilt (an MPIError) when conveyor was built without MPI, and
+        PipelineDefinitionError for a rank outside the job. Cost: per item and link one
+        descriptor message and the payload (in 4 MiB chunks); per run a few threads and
+        links (heartbeats every 0.1 s)."""
+        from .ranks_run import run_across_ranks
+        buffer = self._buffer if buffer is None else _check_buffer(buffer)
+        if not isinstance(liveness, (int, float)) or isinstance(liveness, bool) or not liveness > 0:
+            raise PipelineDefinitionError(f"liveness must be seconds > 0, not {liveness!r}")
+        return run_across_ranks(self, reduce, initial, buffer, self._start, float(liveness))
 
     def __repr__(self):
         return f"<Pipeline {' -> '.join(self.stage_names)}, buffer={self._buffer}, start={self._start!r}>"

@@ -25,7 +25,8 @@ from .._core import EndOfStream, PeerDied
 from .errors import PipelineDefinitionError, PipelineError, StageDied, StageFailed
 from .plan import encode
 from .stats import PipelineStats, StageStats
-from .stages import EXTERNAL, dtype_code
+from .runner_thread import RunnerThread
+from .stages import EXTERNAL, SOURCE_LINK, dtype_code
 from .transport import RunTransport, slot_word_problem
 from .worker import STOPPED, child_main
 
@@ -95,6 +96,10 @@ class Results:
         try:
             for worker, (n, k) in enumerate(self.plan.workers()):
                 name = self.plan.node_name(n)
+                if self.plan.stages[n].kind == SOURCE_LINK:  # only the parent may call MPI
+                    self._procs.append((n, k, worker, RunnerThread(self._transport, n, k, worker,
+                                                                   f"conveyor:{name}:{k}")))
+                    continue
                 proc = context.Process(target=child_main, name=f"conveyor:{name}:{k}",
                                        args=(self._transport, n, k, worker, parent))
                 try:
@@ -108,6 +113,19 @@ class Results:
                 self._procs.append((n, k, worker, proc))
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def start_runner_threads(self):
+        """Starts the workers that run as threads of this process (a link source, for
+        run_across_ranks), once everything they need is in place: they are created, not
+        started, with the run, so that no thread of theirs runs while stage processes
+        are forked."""
+        for _, _, _, proc in self._procs:
+            if isinstance(proc, RunnerThread):
+                proc.start()
+
+    def runner_threads(self):
+        """The RunnerThreads of this run (see start_runner_threads)."""
+        return [proc for _, _, _, proc in self._procs if isinstance(proc, RunnerThread)]
 
     def _check_stages(self):
         """Raises the run's failure if a stage process ended badly."""

@@ -45,6 +45,7 @@ MAP_RETURN = "return"       # h(x) -> array
 STREAM = "stream"           # generator function h(xs)
 KERNEL = "kernel"           # KernelStage
 EXTERNAL = "external"       # a program serving the stage (Pipeline.external)
+SOURCE_LINK = "link"        # a segment's source on another rank: items from an MPI link (link_source.py)
 
 
 def _bad(message):
@@ -154,10 +155,12 @@ class Stage:
     """One node as declared: kind, callable or program, name, replicas, output shape and
     dtype (the input's unless declared). Built by Pipeline; not public."""
 
-    __slots__ = ("kind", "body", "name", "replicas", "shape", "dtype", "count", "steps", "buffer")
+    __slots__ = ("kind", "body", "name", "replicas", "shape", "dtype", "count", "steps", "buffer",
+                 "rank")
 
     def __init__(self, kind, body, name, replicas, shape, dtype, count=None, steps=None):
         self.buffer = None  # slots per replica for what it writes; None: the run's buffer
+        self.rank = None    # the MPI rank it is placed on (run_across_ranks); None: the previous stage's
         self.kind = kind
         self.body = body
         self.name = name

@@ -32,8 +32,9 @@ from .control import BUSY, CURRENT, ENDED_EARLY, IN_WAIT, ITEMS, OUT_WAIT
 from .plan import MAX_ITEM, encode
 from .external import ProgramEnded, run_external
 from .transport import slot_word_problem
-from .stages import (EXTERNAL, KERNEL, MAP_INTO, SOURCE_FILL, SOURCE_ITER, SOURCE_MAKE, STREAM,
-                     dtype_code)
+from .link_source import run_link_source
+from .stages import (EXTERNAL, KERNEL, MAP_INTO, SOURCE_FILL, SOURCE_ITER, SOURCE_LINK, SOURCE_MAKE,
+                     STREAM, dtype_code)
 
 __all__ = ["child_main", "FAILED", "STOPPED", "StageRuleError"]
 
@@ -101,15 +102,19 @@ class Worker:
             self.reader_r = plan.replicas[plan.reader[n]]
         self.written = 0          # slots this writer has filled (its ordinal)
         self.held = []            # stream stage: [item, slot, exporter] of inputs not given back
+        self.runner = None        # the RunnerThread when it runs in the parent (runner_thread.py)
 
     # ---- the run ---------------------------------------------------------------------
 
     def run(self):
         try:
             self.ends = self.transport.open_ends(self.n, self.k)
-            _core.set_threads(1)  # parallelism comes from stages and replicas
+            if self.runner is None:  # a thread of the parent leaves the parent's setting alone
+                _core.set_threads(1)  # parallelism comes from stages and replicas
             kind = self.stage.kind
-            if kind in (SOURCE_FILL, SOURCE_MAKE, SOURCE_ITER):
+            if kind == SOURCE_LINK:
+                run_link_source(self)
+            elif kind in (SOURCE_FILL, SOURCE_MAKE, SOURCE_ITER):
                 self.run_source()
             elif kind == STREAM:
                 self.run_stream()

@@ -41,22 +41,28 @@ int cvb_mpi_floor(uint64_t bytes, int rounds, int warmup, int peer, int sending,
     return rc == MPI_SUCCESS ? 0 : -1;
 }
 
+/* One end of the benchmark's link on `channel`, and the frame description of `bytes`. */
+static int open_link(int peer, int sending, int channel, uint64_t chunk_bytes, uint64_t bytes,
+                     conveyor_mpi_link **link, conveyor_frame_info *info) {
+    conveyor_mpi_link_config config;
+    memset(&config, 0, sizeof config);
+    config.peer = peer;
+    config.channel = channel;
+    config.chunk_bytes = chunk_bytes;
+    memset(info, 0, sizeof *info);
+    info->rank = 1;
+    info->shape[0] = bytes;
+    info->byte_length = bytes;
+    return conveyor_mpi_link_open(&config, sending ? CONVEYOR_MPI_SENDER : CONVEYOR_MPI_RECEIVER, link);
+}
+
 int cvb_mpi_link(uint64_t bytes, int rounds, int warmup, int peer, int sending, uint64_t chunk_bytes, double *us) {
     unsigned char *buffer = malloc(bytes ? bytes : 1);
     if (!buffer) return CONVEYOR_E_NO_MEMORY;
     memset(buffer, 1, bytes);
-    conveyor_mpi_link_config config;
-    memset(&config, 0, sizeof config);
-    config.peer = peer;
-    config.channel = BENCH_CHANNEL + 1;
-    config.chunk_bytes = chunk_bytes;
     conveyor_mpi_link *link = NULL;
-    int status = conveyor_mpi_link_open(&config, sending ? CONVEYOR_MPI_SENDER : CONVEYOR_MPI_RECEIVER, &link);
     conveyor_frame_info info;
-    memset(&info, 0, sizeof info);
-    info.rank = 1;
-    info.shape[0] = bytes;
-    info.byte_length = bytes;
+    int status = open_link(peer, sending, BENCH_CHANNEL + 1, chunk_bytes, bytes, &link, &info);
     int rc = MPI_SUCCESS;
     for (int r = -warmup; r < rounds && status == CONVEYOR_OK && rc == MPI_SUCCESS; r++) {
         double t0 = now_us();
@@ -99,13 +105,9 @@ int cvb_mpi_bridge(uint64_t bytes, int rounds, int warmup, int peer, int sending
     conveyor_ring *producer = NULL, *consumer = NULL;
     int status = conveyor_ring_create(&ring_config, &producer, &consumer);
     if (status != CONVEYOR_OK) return status;
-    conveyor_mpi_link_config config;
-    memset(&config, 0, sizeof config);
-    config.peer = peer;
-    config.channel = BENCH_CHANNEL;
-    config.chunk_bytes = chunk_bytes;
     conveyor_mpi_link *link = NULL;
-    status = conveyor_mpi_link_open(&config, sending ? CONVEYOR_MPI_SENDER : CONVEYOR_MPI_RECEIVER, &link);
+    conveyor_frame_info info;
+    status = open_link(peer, sending, BENCH_CHANNEL, chunk_bytes, bytes, &link, &info);
     if (status != CONVEYOR_OK) {
         conveyor_ring_destroy(producer);
         conveyor_ring_destroy(consumer);
@@ -114,11 +116,6 @@ int cvb_mpi_bridge(uint64_t bytes, int rounds, int warmup, int peer, int sending
     bridge_thread bridge = {link, sending ? consumer : producer, sending, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, run_bridge, &bridge);
-    conveyor_frame_info info;
-    memset(&info, 0, sizeof info);
-    info.rank = 1;
-    info.shape[0] = bytes;
-    info.byte_length = bytes;
     int rc = MPI_SUCCESS;
     for (int r = -warmup; r < rounds && status == CONVEYOR_OK && rc == MPI_SUCCESS; r++) {
         double t0 = now_us();

@@ -53,17 +53,7 @@ static int frame_list(conveyor_frame_info *frames, int capacity) {
 }
 
 static conveyor_mpi_link *open_link(int direction, int peer, int channel, uint64_t chunk) {
-    conveyor_mpi_link_config config;
-    memset(&config, 0, sizeof config);
-    config.peer = peer;
-    config.channel = channel;
-    config.chunk_bytes = chunk;
-    config.liveness_ns = TEST_LIVENESS_NS;
-    config.heartbeat_ns = TEST_HEARTBEAT_NS;
-    config.window = 3;
-    conveyor_mpi_link *link = NULL;
-    CHECK_STATUS(conveyor_mpi_link_open(&config, direction, &link), CONVEYOR_OK, NULL);
-    return link;
+    return open_test_link(direction, peer, channel, chunk, TEST_LIVENESS_NS, TEST_HEARTBEAT_NS, 3);
 }
 
 static void expect_same(const conveyor_frame_info *got, const conveyor_frame_info *want) {
@@ -142,12 +132,7 @@ static void *bridge_in(void *argument) {
 }
 
 static void make_ring(conveyor_ring **producer, conveyor_ring **consumer) {
-    conveyor_ring_config config;
-    memset(&config, 0, sizeof config);
-    config.slot_count = 3;
-    config.slot_bytes = 64 << 10;
-    config.backing = CONVEYOR_RING_ANONYMOUS;
-    CHECK_STATUS(conveyor_ring_create(&config, producer, consumer), CONVEYOR_OK, NULL);
+    make_test_ring(3, 64 << 10, producer, consumer);
 }
 
 static void bridge_frames_out(const conveyor_frame_info *frames, int n) {

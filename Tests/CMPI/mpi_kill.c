@@ -28,15 +28,7 @@ static int64_t now_ns(void) {
 }
 
 static conveyor_mpi_link *open_link(int direction, int peer, int channel) {
-    conveyor_mpi_link_config config;
-    memset(&config, 0, sizeof config);
-    config.peer = peer;
-    config.channel = channel;
-    config.liveness_ns = LIVENESS_NS;
-    config.heartbeat_ns = HEARTBEAT_NS;
-    conveyor_mpi_link *link = NULL;
-    CHECK_STATUS(conveyor_mpi_link_open(&config, direction, &link), CONVEYOR_OK, NULL);
-    return link;
+    return open_test_link(direction, peer, channel, 0, LIVENESS_NS, HEARTBEAT_NS, 0);
 }
 
 /* A survivor: the link failed with `status`; checks it against the kill and the bound. */

@@ -18,23 +18,11 @@ static const int64_t LIVENESS_NS = 5000000000;
 static uint64_t items = 24, rows = 250, cols = 400;
 
 static conveyor_mpi_link *open_link(int direction, int peer, int channel) {
-    conveyor_mpi_link_config config;
-    memset(&config, 0, sizeof config);
-    config.peer = peer;
-    config.channel = channel;
-    config.liveness_ns = LIVENESS_NS;
-    conveyor_mpi_link *link = NULL;
-    CHECK_STATUS(conveyor_mpi_link_open(&config, direction, &link), CONVEYOR_OK, NULL);
-    return link;
+    return open_test_link(direction, peer, channel, 0, LIVENESS_NS, 0, 0);
 }
 
 static void make_ring(conveyor_ring **producer, conveyor_ring **consumer) {
-    conveyor_ring_config config;
-    memset(&config, 0, sizeof config);
-    config.slot_count = SLOTS;
-    config.slot_bytes = rows * cols * sizeof(double);
-    config.backing = CONVEYOR_RING_ANONYMOUS;
-    CHECK_STATUS(conveyor_ring_create(&config, producer, consumer), CONVEYOR_OK, NULL);
+    make_test_ring(SLOTS, rows * cols * sizeof(double), producer, consumer);
 }
 
 static conveyor_frame_info item_info(uint64_t index) {

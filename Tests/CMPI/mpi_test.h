@@ -34,6 +34,33 @@
         }                                                                                       \
     } while (0)
 
+/* Opens one end of a link (0 for a field: its default), failing the job if it cannot. */
+static inline conveyor_mpi_link *open_test_link(int direction, int peer, int channel, uint64_t chunk_bytes,
+                                                int64_t liveness_ns, int64_t heartbeat_ns, uint32_t window) {
+    conveyor_mpi_link_config config;
+    memset(&config, 0, sizeof config);
+    config.peer = peer;
+    config.channel = channel;
+    config.chunk_bytes = chunk_bytes;
+    config.liveness_ns = liveness_ns;
+    config.heartbeat_ns = heartbeat_ns;
+    config.window = window;
+    conveyor_mpi_link *link = NULL;
+    CHECK_STATUS(conveyor_mpi_link_open(&config, direction, &link), CONVEYOR_OK, NULL);
+    return link;
+}
+
+/* An anonymous ring of `slots` slots of `slot_bytes`, failing the job if it cannot. */
+static inline void make_test_ring(uint32_t slots, uint64_t slot_bytes, conveyor_ring **producer,
+                                  conveyor_ring **consumer) {
+    conveyor_ring_config config;
+    memset(&config, 0, sizeof config);
+    config.slot_count = slots;
+    config.slot_bytes = slot_bytes;
+    config.backing = CONVEYOR_RING_ANONYMOUS;
+    CHECK_STATUS(conveyor_ring_create(&config, producer, consumer), CONVEYOR_OK, NULL);
+}
+
 /* Byte i of frame `seq`: a pattern a lost, shifted or mixed-up chunk cannot keep. */
 static inline unsigned char pattern_byte(uint64_t seq, uint64_t i) {
     uint64_t x = (seq + 1) * 0x9E3779B97F4A7C15ull ^ (i * 0xBF58476D1CE4E5B9ull);

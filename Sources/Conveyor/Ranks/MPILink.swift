@@ -114,17 +114,24 @@ final class MPILink: @unchecked Sendable {
         if status != 0 { throw failure(status) }
     }
 
+    /// Waits for the next descriptor in slices of `slice` nanoseconds, asking `stop` between
+    /// them; returns the status of conveyor_mpi_link_next that is not a timeout.
+    private func next(_ info: inout conveyor_frame_info, slice: Int64, stop: () -> Bool) throws(Failure) -> Int32 {
+        var status: Int32
+        repeat {
+            if stop() { throw Failure(status: Int32(CONVEYOR_E_CLOSED.rawValue), message: "the run on this rank stopped") }
+            status = conveyor_mpi_link_next(handle, slice, &info)
+        } while status == Int32(CONVEYOR_E_TIMEOUT.rawValue)
+        return status
+    }
+
     /// Receives the next frame straight into `slot` (`capacity` bytes), checking that it is
     /// item `item` of `shape` and `dtype`. Waits in slices of `slice` nanoseconds, asking
     /// `stop` between them. Returns false at end of stream.
     func receive(into slot: UnsafeMutableRawPointer, capacity: Int, shape: Shape, dtype: DType, item: Int,
                  slice: Int64, stop: () -> Bool) throws(Failure) -> Bool {
         var info = conveyor_frame_info()
-        var status: Int32
-        repeat {
-            if stop() { throw Failure(status: Int32(CONVEYOR_E_CLOSED.rawValue), message: "the run on this rank stopped") }
-            status = conveyor_mpi_link_next(handle, slice, &info)
-        } while status == Int32(CONVEYOR_E_TIMEOUT.rawValue)
+        var status = try next(&info, slice: slice, stop: stop)
         if status == Int32(CONVEYOR_E_END_OF_STREAM.rawValue) { return false }
         if status != 0 { throw failure(status) }
         guard info.dtype == dtype.conveyorDType, info.rank == 2, info.shape.0 == UInt64(shape.rows),
@@ -141,11 +148,7 @@ final class MPILink: @unchecked Sendable {
     /// Waits (in slices, asking `stop`) for the end of the stream, after the last item.
     func expectEnd(slice: Int64, stop: () -> Bool) throws(Failure) {
         var info = conveyor_frame_info()
-        var status: Int32
-        repeat {
-            if stop() { throw Failure(status: Int32(CONVEYOR_E_CLOSED.rawValue), message: "the run on this rank stopped") }
-            status = conveyor_mpi_link_next(handle, slice, &info)
-        } while status == Int32(CONVEYOR_E_TIMEOUT.rawValue)
+        let status = try next(&info, slice: slice, stop: stop)
         if status == 0 {
             throw Failure(status: Int32(CONVEYOR_E_CORRUPT.rawValue),
                           message: "rank \(peer) sent more items than the pipeline has (do all ranks run the same pipeline?)")

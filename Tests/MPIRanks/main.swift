@@ -4,6 +4,8 @@
 //   seed [threads|processes]  the checksum equals a run on one machine, bit for bit
 //   fail                      g throws at item 5: rank 0 reports rank 2 and its message
 //   kill                      rank 2 dies (SIGKILL) in g at item 5: rank 0 reports rank 2
+//   reduce                    rank 0's reduce throws at item 5: rank 0 reports itself, and
+//                             no rank waits forever on a link the sink stopped reading
 // Rank 0 prints one line starting "conveyor-mpi-ranks:" that the script checks.
 #if canImport(Glibc)
 import Glibc
@@ -17,13 +19,13 @@ let mode: ExecutionMode = arguments.contains("processes") ? .processes : .thread
 let items = 40, rows = 250, cols = 400
 
 struct Planned: Error, CustomStringConvertible {
-    var description: String { "g refuses item 5 (planned)" }
+    var description: String { "\(scenario == "reduce" ? "the reduce" : "g") refuses item 5 (planned)" }
 }
 
 /// The seed pipeline. In "fail" and "kill", the source marks item 5 (x[0,0] = 7, where
 /// uniform values are below 1), and g, seeing 49 after h, fails or dies there.
 func seed(placed: Bool) -> Pipeline<Double> {
-    let marked = scenario != "seed"
+    let marked = scenario == "fail" || scenario == "kill"
     return Pipeline(items: items, rows: rows, cols: cols, of: Double.self) { i, x in
         x.fillUniform(seed: 2016, stream: UInt64(i))
         if marked && i == 5 { x[0, 0] = 7 }
@@ -47,7 +49,12 @@ do throws(PipelineError) {
         print("conveyor-mpi-ranks: run me with mpirun -n 4")
         MPIJob.abort(2)
     }
-    let run = try seed(placed: true).runAcrossRanks(mode, link: options, into: 0.0) { sum, x in sum += x.sum() }
+    var seen = 0
+    let run = try seed(placed: true).runAcrossRanks(mode, link: options, into: 0.0) { sum, x in
+        if scenario == "reduce" && seen == 5 { throw Planned() }
+        seen += 1
+        sum += x.sum()
+    }
     if MPIJob.rank == 0, let sum = run.result {
         let local = try seed(placed: false).run(mode, progress: .never, into: 0.0) { sum, x in sum += x.sum() }.result
         guard local == sum, scenario == "seed" else {

@@ -25,7 +25,9 @@
  *   DESC  S->R  one 96-byte descriptor per frame, then one END descriptor.
  *   DATA  S->R  the payload of each frame, in ceil(byte_length / chunk_bytes) messages.
  *   BACK  R->S  one acknowledgement of END: the sender's close returns only after it.
- *   BEAT  both  heartbeats every heartbeat_ns, then one BYE when the link is destroyed.
+ *   BEAT  both  heartbeats every heartbeat_ns, then one BYE at the end of the stream (the
+ *               sender once END is acknowledged, the receiver once it acknowledged it) or
+ *               when the link is destroyed, whichever comes first.
  * MPI keeps messages of one sender, tag and communicator in order, so the chunks of frame
  * k arrive before those of frame k+1, and every heartbeat before its sender's BYE. The
  * receiver checks every descriptor (magic, sequence number, dtype, rank, shape against
@@ -172,9 +174,11 @@ CONVEYOR_API int conveyor_mpi_link_open(const conveyor_mpi_link_config *config, 
  * Stops the heartbeat thread and frees the handle (NULL is fine). It exchanges a BYE with
  * the peer (waiting at most liveness_ns for it), so that no message of the link is left
  * unreceived when MPI is finalized. A sender should call conveyor_mpi_link_close first,
- * or its receiver's next wait fails. A broken link (an error was returned) sends its BYE
- * but waits for nothing; frames it still had in flight are given up, and MPI may read
- * their buffers until the job ends (keep them until then, or end the job).
+ * or its receiver's next wait fails. A link whose stream did not end (a failed run) or
+ * that is broken sends its BYE but waits for nothing (the peer may be waiting for this
+ * rank in turn); frames it still had in flight are given up, and MPI may read their
+ * buffers until the job ends (keep them until then, or end the job). A request MPI cannot
+ * let go of keeps the handle's few hundred bytes allocated.
  */
 CONVEYOR_API void conveyor_mpi_link_destroy(conveyor_mpi_link *link);
 
@@ -193,14 +197,18 @@ CONVEYOR_API int conveyor_mpi_link_send_post(conveyor_mpi_link *link, const void
 
 /**
  * Sender: waits until at most `leave` frames are in flight; frames complete oldest first,
- * and *completed (may be NULL) receives how many did in this call, so that a caller can
- * hand their buffers back in order. Errors: CONVEYOR_E_PEER_DEAD, CONVEYOR_MPI_E_MPI,
- * CONVEYOR_E_BAD_STATE, CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
+ * and *completed (may be NULL) receives how many did since the last call that asked (frames
+ * send_post retired to make room included), so that a caller can hand their buffers back
+ * in order. timeout_ns < 0 waits without limit (the liveness bound still applies), 0 makes
+ * one round of progress, > 0 waits at most that long. Errors: CONVEYOR_E_TIMEOUT (more
+ * than `leave` still in flight; *completed is still set), CONVEYOR_E_PEER_DEAD,
+ * CONVEYOR_MPI_E_MPI, CONVEYOR_E_BAD_STATE, CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
  */
-CONVEYOR_API int conveyor_mpi_link_send_wait(conveyor_mpi_link *link, uint32_t leave, uint32_t *completed);
+CONVEYOR_API int conveyor_mpi_link_send_wait(conveyor_mpi_link *link, uint32_t leave, int64_t timeout_ns,
+                                             uint32_t *completed);
 
 /** Sender: posts a frame and waits until it is out (conveyor_mpi_link_send_post, then
- * conveyor_mpi_link_send_wait with leave 0): `data` is free again on return. */
+ * conveyor_mpi_link_send_wait with leave 0, no timeout): `data` is free again on return. */
 CONVEYOR_API int conveyor_mpi_link_send(conveyor_mpi_link *link, const void *data,
                                         const conveyor_frame_info *info);
 
@@ -231,6 +239,8 @@ CONVEYOR_API int conveyor_mpi_link_next(conveyor_mpi_link *link, int64_t timeout
  * copy. Waits until all of it came. An empty frame takes no message.
  * Errors: CONVEYOR_E_TOO_LARGE (capacity < byte_length: the link is then broken, since
  * the payload cannot be taken), CONVEYOR_E_CORRUPT (a chunk of the wrong size),
+ * (after any error, a chunk MPI was already receiving from a peer that then stopped may
+ * still be written into `buffer` until the job ends: keep it, or end the job),
  * CONVEYOR_E_PEER_DEAD, CONVEYOR_MPI_E_MPI, CONVEYOR_E_BAD_STATE (no frame described),
  * CONVEYOR_E_WRONG_ROLE, CONVEYOR_E_NULL_POINTER.
  */
@@ -238,8 +248,9 @@ CONVEYOR_API int conveyor_mpi_link_receive_payload(conveyor_mpi_link *link, void
 
 /**
  * Either end: fails with CONVEYOR_E_PEER_DEAD if the peer has been silent for longer
- * than liveness_ns, else returns CONVEYOR_OK. Cost: a mutex; no MPI call. For callers
- * that wait elsewhere (on a ring, on their own work) and want to notice a dead peer.
+ * than liveness_ns or left, else returns CONVEYOR_OK (always, once the stream is over:
+ * heartbeats end with it). Cost: a mutex; no MPI call. For callers that wait elsewhere
+ * (on a ring, on their own work) and want to notice a dead peer.
  */
 CONVEYOR_API int conveyor_mpi_link_check(conveyor_mpi_link *link);
 

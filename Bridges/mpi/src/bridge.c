@@ -34,7 +34,7 @@ int conveyor_mpi_send_bridge(conveyor_mpi_link *link, conveyor_ring *consumer) {
     for (;;) {
         uint32_t retired = 0;
         if (link->in_flight >= window) {
-            status = conveyor_mpi_link_send_wait(link, window - 1, &retired);
+            status = conveyor_mpi_link_send_wait(link, window - 1, -1, &retired);
             if (status == CONVEYOR_OK) status = release_retired(consumer, retired);
             if (status != CONVEYOR_OK) return status;
         }
@@ -45,7 +45,7 @@ int conveyor_mpi_send_bridge(conveyor_mpi_link *link, conveyor_ring *consumer) {
         if (status == CONVEYOR_E_END_OF_STREAM) break;
         if (status == CONVEYOR_E_TIMEOUT) {
             // Nothing new: move what is in flight, or just make sure the peer is alive.
-            status = link->in_flight > 0 ? conveyor_mpi_link_send_wait(link, link->in_flight, &retired)
+            status = link->in_flight > 0 ? conveyor_mpi_link_send_wait(link, link->in_flight, 0, &retired)
                                          : conveyor_mpi_link_check(link);
             if (status == CONVEYOR_OK) status = release_retired(consumer, retired);
             if (status != CONVEYOR_OK) return status;
@@ -56,7 +56,7 @@ int conveyor_mpi_send_bridge(conveyor_mpi_link *link, conveyor_ring *consumer) {
         if ((status = conveyor_mpi_link_send_post(link, data, &info)) != CONVEYOR_OK) return status;
     }
     uint32_t retired = 0;
-    status = conveyor_mpi_link_send_wait(link, 0, &retired);
+    status = conveyor_mpi_link_send_wait(link, 0, -1, &retired);
     if (status == CONVEYOR_OK) status = release_retired(consumer, retired);
     return status == CONVEYOR_OK ? conveyor_mpi_link_close(link) : status;
 }

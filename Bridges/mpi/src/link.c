@@ -90,6 +90,23 @@ int cv_mpi_check_peer_while(conveyor_mpi_link *link, bool peer_may_leave) {
     return CONVEYOR_OK;
 }
 
+void cv_mpi_give_up(conveyor_mpi_link *link, MPI_Request *request, bool in_link) {
+    if (*request == MPI_REQUEST_NULL) return;
+    MPI_Cancel(request);
+    int64_t deadline = cv_mpi_now_ns() + link->heartbeat_ns;
+    while (*request != MPI_REQUEST_NULL) {
+        int done = 0;
+        if (MPI_Test(request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done) break;
+        if (cv_mpi_now_ns() > deadline) {
+            MPI_Request_free(request);
+            if (in_link) link->abandoned = true;
+            break;
+        }
+        cv_mpi_pause();
+    }
+    *request = MPI_REQUEST_NULL;
+}
+
 uint64_t cv_mpi_element_size(uint32_t dtype) {
     switch (dtype) {
     case CONVEYOR_DTYPE_BYTES: return 1;
@@ -169,31 +186,27 @@ int cv_mpi_beats_start(conveyor_mpi_link *link) {
     link->beat.last_heard_ns = cv_mpi_now_ns();
     link->beat_send = MPI_REQUEST_NULL;
     link->bye = MPI_REQUEST_NULL;
+    link->beat_receive = MPI_REQUEST_NULL;
     int rc = MPI_Irecv(&link->beat_in, sizeof link->beat_in, MPI_BYTE, link->peer, link->tag_beat, link->comm,
                        &link->beat_receive);
     if (rc != MPI_SUCCESS) return cv_mpi_call_failed(link, "MPI_Irecv (heartbeat)", rc);
     int error = pthread_create(&link->beat_thread, NULL, beat_loop, link);
     if (error != 0) {
-        MPI_Cancel(&link->beat_receive);
-        MPI_Wait(&link->beat_receive, MPI_STATUS_IGNORE);
+        cv_mpi_give_up(link, &link->beat_receive, true);
         errno = error;
         return cv_mpi_fail(link, CONVEYOR_E_SYSTEM, "pthread_create failed: %s", strerror(error));
     }
     return CONVEYOR_OK;
 }
 
-/* Waits for `request` until it completes or `deadline`; cancels a receive that did not. */
-static void finish_or_cancel(MPI_Request *request, int64_t deadline, bool is_receive) {
+/* Waits for `request` (its buffer is in the link) until it completes or `deadline`, then
+ * gives it up. */
+static void finish_or_give_up(conveyor_mpi_link *link, MPI_Request *request, int64_t deadline) {
     while (*request != MPI_REQUEST_NULL) {
         int done = 0;
         if (MPI_Test(request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done) break;
         if (cv_mpi_now_ns() > deadline) {
-            if (is_receive) {
-                MPI_Cancel(request);
-                MPI_Wait(request, MPI_STATUS_IGNORE);
-            } else {
-                MPI_Request_free(request);
-            }
+            cv_mpi_give_up(link, request, true);
             break;
         }
         cv_mpi_pause();
@@ -211,7 +224,8 @@ void cv_mpi_beats_end(conveyor_mpi_link *link) {
     pthread_join(link->beat_thread, NULL);
     // Sends of heartbeats are small, so complete locally at once; the grace is for a
     // loaded machine. One still posted after it is freed (MPI then owns it).
-    finish_or_cancel(&link->beat_send, cv_mpi_now_ns() + link->heartbeat_ns, false);
+    finish_or_give_up(link, &link->beat_send, cv_mpi_now_ns() + link->heartbeat_ns);
+    if (link->abandoned) return; // beat_out may still be read: no BYE from it
     // A peer silent past the bound gets no BYE: it is dead, or cannot hear it.
     if (cv_mpi_now_ns() - link->beat.last_heard_ns > link->liveness_ns) return;
     link->beat_out.kind = WIRE_BYE;
@@ -220,16 +234,18 @@ void cv_mpi_beats_end(conveyor_mpi_link *link) {
 
 void cv_mpi_beats_stop(conveyor_mpi_link *link) {
     cv_mpi_beats_end(link);
-    // Wait for the peer's BYE on a healthy link (see the top of this file); a broken one (a
-    // dead, buggy or hostile peer) waits for nothing: what the peer still sends stays in
-    // MPI's queues, harmless within this communicator.
-    int64_t deadline = cv_mpi_now_ns() + (link->broken ? 0 : link->liveness_ns);
+    // Wait for the peer's BYE on a link whose stream ended (the peer said BYE then, or will
+    // at once: see the top of this file). A link destroyed before (a failed run) or broken
+    // (a dead, buggy or hostile peer) waits for nothing, since the peer may be waiting for
+    // this rank in turn: its BYE, when it comes, stays in MPI's queues, harmless on a
+    // communicator of the run's own (conveyor_mpi_world_dup).
+    int64_t deadline = cv_mpi_now_ns() + (link->finished && !link->broken ? link->liveness_ns : 0);
     while (!link->beat.peer_left && link->beat_receive != MPI_REQUEST_NULL && cv_mpi_now_ns() <= deadline) {
         if (take_beats(link) != MPI_SUCCESS) break;
         if (!link->beat.peer_left) cv_mpi_pause_idle(deadline - link->liveness_ns);
     }
-    if (!link->beat.peer_left) finish_or_cancel(&link->beat_receive, 0, true);
-    finish_or_cancel(&link->bye, cv_mpi_now_ns() + (link->broken ? link->heartbeat_ns : link->liveness_ns), false);
+    if (!link->beat.peer_left) cv_mpi_give_up(link, &link->beat_receive, true);
+    finish_or_give_up(link, &link->bye, cv_mpi_now_ns() + (link->broken ? link->heartbeat_ns : link->liveness_ns));
     pthread_cond_destroy(&link->beat.wake);
     pthread_mutex_destroy(&link->beat.lock);
 }
@@ -291,11 +307,8 @@ int conveyor_mpi_link_open(const conveyor_mpi_link_config *config, int direction
     }
     int status = cv_mpi_beats_start(link);
     if (status != CONVEYOR_OK) {
-        if (link->incoming_request != MPI_REQUEST_NULL) {
-            MPI_Cancel(&link->incoming_request);
-            MPI_Wait(&link->incoming_request, MPI_STATUS_IGNORE);
-        }
-        free(link);
+        cv_mpi_give_up(link, &link->incoming_request, true);
+        if (!link->abandoned) free(link);
         return status;
     }
     *out = link;
@@ -307,21 +320,23 @@ void conveyor_mpi_link_destroy(conveyor_mpi_link *link) {
     cv_mpi_beats_stop(link);
     // Whatever is still posted is given up: a receive is cancelled, a send freed (MPI
     // finishes it or drops it with the job).
-    if (link->incoming_request != MPI_REQUEST_NULL) {
-        MPI_Cancel(&link->incoming_request);
-        MPI_Wait(&link->incoming_request, MPI_STATUS_IGNORE);
-    }
+    cv_mpi_give_up(link, &link->incoming_request, true);
     for (uint32_t f = 0; f < CONVEYOR_MPI_MAX_WINDOW; f++) {
         pending_frame *frame = &link->frames[f];
-        if (frame->desc_request != MPI_REQUEST_NULL) MPI_Request_free(&frame->desc_request);
-        for (int c = 0; c < CHUNKS_IN_FLIGHT; c++)
-            if (frame->chunk[c] != MPI_REQUEST_NULL) MPI_Request_free(&frame->chunk[c]);
+        cv_mpi_give_up(link, &frame->desc_request, true);
+        for (int c = 0; c < CHUNKS_IN_FLIGHT; c++) {
+            if (frame->chunk[c] == MPI_REQUEST_NULL) continue;
+            MPI_Request_free(&frame->chunk[c]); // the caller's buffer (see the header)
+        }
     }
-    free(link);
+    // A request given up may still read or write the link's memory: keep it then (a few
+    // hundred bytes, once per failed link) rather than free what MPI may touch.
+    if (!link->abandoned) free(link);
 }
 
 int conveyor_mpi_link_check(conveyor_mpi_link *link) {
     if (!link) return CONVEYOR_E_NULL_POINTER;
+    if (link->finished) return CONVEYOR_OK; // the stream is over: heartbeats have ended
     return cv_mpi_check_peer(link);
 }
 

@@ -71,6 +71,9 @@ struct conveyor_mpi_link {
     /* sender */
     pending_frame frames[CONVEYOR_MPI_MAX_WINDOW];
     uint32_t oldest, in_flight;
+    uint32_t unreported;    /* frames send_post retired that no send_wait has counted yet */
+    wire_descriptor end_out;        /* END, and the acknowledgement's place: never on a stack, */
+    wire_word ack_in;               /* so that a request MPI could not finish may stay posted */
 
     /* receiver */
     wire_descriptor incoming;       /* where the posted descriptor receive lands */
@@ -85,6 +88,8 @@ struct conveyor_mpi_link {
     wire_word beat_out, beat_in;
     MPI_Request beat_send, beat_receive, bye;
     bool beats_ended;       /* the heartbeat thread is stopped and BYE sent */
+    bool abandoned;         /* a request into this struct was given up: destroy keeps the memory */
+    wire_word ack_out;      /* receiver: the acknowledgement of END */
 
     conveyor_mpi_link_stats stats;
     char error[320];
@@ -117,6 +122,12 @@ void cv_mpi_pause(void);
  * than busy threads, a spinning waiter holds its core until the scheduler's tick). */
 enum { IDLE_SPIN_NS = 200000, IDLE_NAP_NS = 50000 };
 void cv_mpi_pause_idle(int64_t since);
+
+/* Gives up a posted request after an error: cancels it and waits at most heartbeat_ns for
+ * MPI to let it go; if it does not (a matched receive, a send Open MPI cannot cancel), frees
+ * the request, which MPI then finishes or drops with the job. `in_link`: the request's
+ * buffer is in the link, which destroy must then not free. */
+void cv_mpi_give_up(conveyor_mpi_link *link, MPI_Request *request, bool in_link);
 
 /* Checks a frame's description as a ring commit does; CONVEYOR_OK or INVALID_ARGUMENT. */
 int cv_mpi_check_frame(const conveyor_frame_info *info);

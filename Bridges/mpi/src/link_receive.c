@@ -51,9 +51,9 @@ static int take_descriptor(conveyor_mpi_link *link, const MPI_Status *status) {
 
 /* Acknowledges END (the sender's close waits for it). */
 static int acknowledge_end(conveyor_mpi_link *link) {
-    wire_word ack = {WIRE_ACK, link->seq};
+    link->ack_out = (wire_word){WIRE_ACK, link->seq};
     MPI_Request request = MPI_REQUEST_NULL;
-    int rc = MPI_Isend(&ack, sizeof ack, MPI_BYTE, link->peer, link->tag_back, link->comm, &request);
+    int rc = MPI_Isend(&link->ack_out, sizeof link->ack_out, MPI_BYTE, link->peer, link->tag_back, link->comm, &request);
     if (rc != MPI_SUCCESS) return cv_mpi_call_failed(link, "MPI_Isend (acknowledgement)", rc);
     int status = CONVEYOR_OK;
     while (status == CONVEYOR_OK) {
@@ -63,8 +63,7 @@ static int acknowledge_end(conveyor_mpi_link *link) {
         else if (done) return CONVEYOR_OK;
         else if ((status = cv_mpi_check_peer(link)) == CONVEYOR_OK) cv_mpi_pause();
     }
-    MPI_Cancel(&request); // `ack` is on this stack
-    MPI_Wait(&request, MPI_STATUS_IGNORE);
+    cv_mpi_give_up(link, &request, true);
     return status;
 }
 
@@ -169,9 +168,10 @@ int conveyor_mpi_link_receive_payload(conveyor_mpi_link *link, void *buffer, uin
     }
     link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
     if (status != CONVEYOR_OK) {
-        // The buffer is the caller's: no receive may stay posted into it.
-        for (int c = 0; c < CHUNKS_IN_FLIGHT; c++)
-            if (request[c] != MPI_REQUEST_NULL) { MPI_Cancel(&request[c]); MPI_Wait(&request[c], MPI_STATUS_IGNORE); }
+        // Receives into the caller's buffer are cancelled; one MPI cannot let go of (a chunk
+        // already arriving from a peer that then stopped) is freed, and may still write
+        // the buffer until the job ends (see the header).
+        for (int c = 0; c < CHUNKS_IN_FLIGHT; c++) cv_mpi_give_up(link, &request[c], false);
         link->broken = true;
         return status;
     }

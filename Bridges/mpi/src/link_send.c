@@ -78,20 +78,25 @@ static int usable_sender(conveyor_mpi_link *link) {
     return CONVEYOR_OK;
 }
 
-int conveyor_mpi_link_send_wait(conveyor_mpi_link *link, uint32_t leave, uint32_t *completed) {
+int conveyor_mpi_link_send_wait(conveyor_mpi_link *link, uint32_t leave, int64_t timeout_ns, uint32_t *completed) {
     if (completed) *completed = 0;
     int status = usable_sender(link);
     if (status != CONVEYOR_OK) return status;
-    uint32_t retired = 0;
+    // Frames send_post retired to make room count here, so callers hand buffers back in order.
+    uint32_t retired = link->unreported;
+    link->unreported = 0;
     int64_t start = cv_mpi_now_ns();
+    int64_t deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - start ? INT64_MAX : start + timeout_ns;
     while (status == CONVEYOR_OK) {
         status = progress(link, &retired);
         if (status != CONVEYOR_OK || link->in_flight <= leave) break;
-        status = cv_mpi_check_peer(link);
+        if ((status = cv_mpi_check_peer(link)) != CONVEYOR_OK) break;
+        if (cv_mpi_now_ns() >= deadline) { status = CONVEYOR_E_TIMEOUT; break; }
         cv_mpi_pause_idle(start);
     }
     link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
     if (completed) *completed = retired;
+    else link->unreported += retired;
     return status;
 }
 
@@ -104,7 +109,7 @@ int conveyor_mpi_link_send_post(conveyor_mpi_link *link, const void *data, const
         return cv_mpi_fail(link, CONVEYOR_E_INVALID_ARGUMENT, "the frame's dtype, rank or shape disagrees with its %llu bytes",
                            (unsigned long long)info->byte_length);
     if (link->in_flight >= link->window) {
-        status = conveyor_mpi_link_send_wait(link, link->window - 1, NULL);
+        status = conveyor_mpi_link_send_wait(link, link->window - 1, -1, NULL);
         if (status != CONVEYOR_OK) return status;
     }
     pending_frame *frame = &link->frames[(link->oldest + link->in_flight) % CONVEYOR_MPI_MAX_WINDOW];
@@ -135,7 +140,7 @@ int conveyor_mpi_link_send_post(conveyor_mpi_link *link, const void *data, const
 
 int conveyor_mpi_link_send(conveyor_mpi_link *link, const void *data, const conveyor_frame_info *info) {
     int status = conveyor_mpi_link_send_post(link, data, info);
-    return status == CONVEYOR_OK ? conveyor_mpi_link_send_wait(link, 0, NULL) : status;
+    return status == CONVEYOR_OK ? conveyor_mpi_link_send_wait(link, 0, -1, NULL) : status;
 }
 
 /* Waits for `request` (already posted) with the liveness check; counts the time blocked.
@@ -156,29 +161,29 @@ static int wait_request(conveyor_mpi_link *link, MPI_Request *request, const cha
 int conveyor_mpi_link_close(conveyor_mpi_link *link) {
     int status = usable_sender(link);
     if (status != CONVEYOR_OK || link->finished) return status;
-    if ((status = conveyor_mpi_link_send_wait(link, 0, NULL)) != CONVEYOR_OK) return status;
+    if ((status = conveyor_mpi_link_send_wait(link, 0, -1, NULL)) != CONVEYOR_OK) return status;
     // END, then the receiver's acknowledgement of it (posted first, so it has a place).
-    wire_word ack = {0, 0};
+    // Both live in the link: a request MPI cannot let go of may stay posted on them.
+    link->ack_in = (wire_word){0, 0};
     MPI_Request ack_request = MPI_REQUEST_NULL, end_request = MPI_REQUEST_NULL;
-    int rc = MPI_Irecv(&ack, sizeof ack, MPI_BYTE, link->peer, link->tag_back, link->comm, &ack_request);
+    int rc = MPI_Irecv(&link->ack_in, sizeof link->ack_in, MPI_BYTE, link->peer, link->tag_back, link->comm, &ack_request);
     if (rc != MPI_SUCCESS) return cv_mpi_call_failed(link, "MPI_Irecv (acknowledgement)", rc);
-    wire_descriptor end;
-    memset(&end, 0, sizeof end);
-    end.magic = WIRE_MAGIC;
-    end.version = WIRE_VERSION;
-    end.kind = WIRE_END;
-    end.seq = link->seq;
-    rc = MPI_Isend(&end, sizeof end, MPI_BYTE, link->peer, link->tag_desc, link->comm, &end_request);
+    memset(&link->end_out, 0, sizeof link->end_out);
+    link->end_out.magic = WIRE_MAGIC;
+    link->end_out.version = WIRE_VERSION;
+    link->end_out.kind = WIRE_END;
+    link->end_out.seq = link->seq;
+    rc = MPI_Isend(&link->end_out, sizeof link->end_out, MPI_BYTE, link->peer, link->tag_desc, link->comm, &end_request);
     if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, "MPI_Isend (end of stream)", rc);
     if (status == CONVEYOR_OK) status = wait_request(link, &end_request, "MPI_Test (end of stream)", false);
     // The receiver says BYE right after its acknowledgement, which may overtake it.
     if (status == CONVEYOR_OK) status = wait_request(link, &ack_request, "MPI_Test (acknowledgement)", true);
     if (status != CONVEYOR_OK) {
-        // `end` and `ack` live on this stack: nothing may stay posted on them.
-        if (end_request != MPI_REQUEST_NULL) { MPI_Cancel(&end_request); MPI_Wait(&end_request, MPI_STATUS_IGNORE); }
-        if (ack_request != MPI_REQUEST_NULL) { MPI_Cancel(&ack_request); MPI_Wait(&ack_request, MPI_STATUS_IGNORE); }
+        cv_mpi_give_up(link, &end_request, true);
+        cv_mpi_give_up(link, &ack_request, true);
         return status;
     }
+    const wire_word ack = link->ack_in;
     if (ack.kind != WIRE_ACK || ack.seq != link->seq) {
         link->broken = true;
         return cv_mpi_fail(link, CONVEYOR_E_CORRUPT, "the receiver acknowledged end of stream wrongly (kind %llu, %llu frames, sent %llu)",

@@ -95,8 +95,11 @@ final class MPILink: @unchecked Sendable {
     }
 
     /// Sends `bytes` bytes at `data` as one frame of `shape` and `dtype`, tagged with the
-    /// item; returns once the bytes are out (they may be reused).
-    func send(_ data: UnsafeRawPointer, shape: Shape, dtype: DType, item: Int) throws(Failure) {
+    /// item; returns once the bytes are out (they may be reused). Waits in slices of
+    /// `slice` nanoseconds, asking `stop` between them: a send the receiver does not take
+    /// (its rank stopped, alive) must not hold this rank forever.
+    func send(_ data: UnsafeRawPointer, shape: Shape, dtype: DType, item: Int, slice: Int64,
+              stop: () -> Bool) throws(Failure) {
         var info = conveyor_frame_info()
         info.dtype = dtype.conveyorDType
         info.rank = 2
@@ -104,8 +107,17 @@ final class MPILink: @unchecked Sendable {
         info.shape.1 = UInt64(shape.cols)
         info.byte_length = UInt64(shape.rows * shape.cols * dtype.size)
         info.tag = UInt64(item)
-        let status = conveyor_mpi_link_send(handle, data, &info)
-        if status != 0 { throw failure(status) }
+        var status = conveyor_mpi_link_send_post(handle, data, &info)
+        while status == 0 {
+            status = conveyor_mpi_link_send_wait(handle, 0, slice, nil)
+            if status == Int32(CONVEYOR_E_TIMEOUT.rawValue) {
+                if stop() { throw Failure(status: Int32(CONVEYOR_E_CLOSED.rawValue), message: "the run on this rank stopped") }
+                status = 0
+                continue
+            }
+            if status == 0 { return }
+        }
+        throw failure(status)
     }
 
     /// Ends the stream and waits for the receiver to acknowledge it.

@@ -126,7 +126,7 @@ struct RankRunner {
                 switch outcome {
                 case let .success(s): stats[k] = s
                 case let .failure(error):
-                    let kind: RankStats.FailureKind = error == .cancelled ? .stopped
+                    let kind: RankStats.FailureKind = error == .cancelled || linkTrouble.stopped.contains(k) ? .stopped
                         : linkTrouble.segments.contains(k) ? .link : .own
                     failures.append((error, kind))
                 }
@@ -151,19 +151,20 @@ struct RankRunner {
     /// report links (rank 0 receives one from every other rank).
     private mutating func openLinks() throws(PipelineError) {
         let comm = try RunCommunicator()
+        // The report links first: a rank whose data links fail to open still reports why.
+        if rank == 0 {
+            for r in 1..<max(size, 1) {
+                reports[r] = try MPILink(sending: false, peer: r, channel: plan.reportChannel(r), on: comm,
+                                         options: settings.options)
+            }
+        } else {
+            reports[0] = try MPILink(sending: true, peer: 0, channel: plan.reportChannel(rank), on: comm,
+                                     options: settings.options)
+        }
         for k in plan.segments.indices.dropLast() {
             let from = plan.segments[k].rank, to = plan.segments[k + 1].rank
             if from == rank { outgoing[k] = try MPILink(sending: true, peer: to, channel: k, on: comm, options: settings.options) }
             if to == rank { incoming[k] = try MPILink(sending: false, peer: from, channel: k, on: comm, options: settings.options) }
-        }
-        if rank == 0 {
-            for r in 1..<max(size, 1) {
-                reports[r] = try MPILink(sending: false, peer: r, channel: plan.reportChannel(r), on: comm,
-                                     options: settings.options)
-            }
-        } else {
-            reports[0] = try MPILink(sending: true, peer: 0, channel: plan.reportChannel(rank), on: comm,
-                                 options: settings.options)
         }
     }
 
@@ -214,13 +215,15 @@ struct RankRunner {
             let trouble = runner.linkTrouble, k = index
             func send<E: MatrixElement>(_: E.Type) -> Swift.Result<PipelineStats, PipelineError> {
                 var item = 0
+                let stop = runner.stop
                 let outcome = runLocal(E.self) { (matrix: Matrix<E>) throws in
                     do throws(MPILink.Failure) {
                         try matrix.withUnsafeBufferPointer { (p) throws(MPILink.Failure) in
-                            try link.send(UnsafeRawPointer(p.baseAddress!), shape: shape, dtype: dtype, item: item)
+                            try link.send(UnsafeRawPointer(p.baseAddress!), shape: shape, dtype: dtype, item: item,
+                                          slice: RankRunner.slice, stop: { stop.isSet })
                         }
                     } catch {
-                        trouble.mark(k)
+                        trouble.mark(k, stopped: stop.isSet)
                         throw error
                     }
                     item += 1
@@ -268,7 +271,7 @@ struct RankRunner {
                             throw MPILink.Failure(status: 9, message: "rank \(link.peer) ended the stream before item \(index)")
                         }
                     } catch {
-                        if !stop.isSet { trouble.mark(k) }
+                        trouble.mark(k, stopped: stop.isSet)
                         throw error
                     }
                 })
@@ -298,10 +301,15 @@ struct RankRunner {
     }
 }
 
-/// Which segments of a rank failed because a link did (a peer's failure, not their own).
+/// Which segments of a rank failed because a link did (a peer's failure, not their own),
+/// and which stopped because another segment of the rank failed first.
 final class LinkTrouble: Sendable {
-    private let marked = Mutex<Set<Int>>([])
-    func mark(_ segment: Int) { marked.withLock { _ = $0.insert(segment) } }
-    var segments: Set<Int> { marked.withLock { $0 } }
+    private let marked = Mutex<(links: Set<Int>, stopped: Set<Int>)>(([], []))
+    /// Segment `segment`'s link failed; `stopped`: because the rank stopped it.
+    func mark(_ segment: Int, stopped: Bool = false) {
+        marked.withLock { _ = stopped ? $0.stopped.insert(segment) : $0.links.insert(segment) }
+    }
+    var segments: Set<Int> { marked.withLock { $0.links } }
+    var stopped: Set<Int> { marked.withLock { $0.stopped } }
 }
 #endif

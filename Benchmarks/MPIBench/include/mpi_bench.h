@@ -1,7 +1,8 @@
 /*
  * mpi_bench.h — the timed loops of `conveyor-bench mpi` (trait MPI), in C so that the
  * floor is MPI itself with nothing around it: one rank sends, the other receives, and
- * each round ends with a 0-byte acknowledgement from the receiver, timed on the sender.
+ * each round ends with a 0-byte acknowledgement from the receiver, timed on the sender
+ * (which waits for it by testing and napping 20 us, in every variant alike).
  *   floor   MPI_Send of the payload, MPI_Recv on the other side (MPI_COMM_WORLD), from
  *           and into private memory (malloc); with `shared`, from and into shared
  *           anonymous memory (MAP_SHARED, as ring and pool slots are): the same MPI calls,

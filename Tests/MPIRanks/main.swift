@@ -69,7 +69,11 @@ do throws(PipelineError) {
     if MPIJob.rank == 0 {
         print("conveyor-mpi-ranks: \(scenario) failed after \(ContinuousClock.now - start) as: \(error)")
     }
-    // No MPI_Finalize after a failure: it could wait for a dead rank.
+    // After a failure rank 0 ends the job (MPI_Finalize could wait for a dead rank); the
+    // other ranks wait in MPI_Finalize for that, so that none leaves first and makes mpirun
+    // end the job before rank 0 has printed.
+    if MPIJob.rank == 0 { MPIJob.abort(0) }
+    MPIJob.finish()
     exit(0)
 }
 #else

@@ -93,7 +93,10 @@ int cv_mpi_check_peer_while(conveyor_mpi_link *link, bool peer_may_leave) {
 void cv_mpi_give_up(conveyor_mpi_link *link, MPI_Request *request, bool in_link) {
     if (*request == MPI_REQUEST_NULL) return;
     MPI_Cancel(request);
-    int64_t deadline = cv_mpi_now_ns() + link->heartbeat_ns;
+    // A receive into the caller's buffer (a pool slot, which is unmapped after the run)
+    // gets up to the liveness bound: a matched chunk cannot be cancelled, but a live peer
+    // finishes it and a dead one fails it; only a peer frozen past the bound leaves it.
+    int64_t deadline = cv_mpi_now_ns() + (in_link ? link->heartbeat_ns : link->liveness_ns);
     while (*request != MPI_REQUEST_NULL) {
         int done = 0;
         if (MPI_Test(request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done) break;

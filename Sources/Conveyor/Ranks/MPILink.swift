@@ -55,6 +55,8 @@ final class MPILink: @unchecked Sendable {
     private let handle: OpaquePointer
     /// Kept so that the communicator outlives the link.
     private let communicator: RunCommunicator
+    /// The link's liveness bound in nanoseconds (0: the C default).
+    private let liveness: Int64
     let peer: Int
     let sending: Bool
 
@@ -75,6 +77,7 @@ final class MPILink: @unchecked Sendable {
                 + String(cString: conveyor_mpi_status_message(status)))
         }
         handle = link
+        liveness = config.liveness_ns != 0 ? config.liveness_ns : 10_000_000_000
         self.communicator = communicator
         self.peer = peer
         self.sending = sending
@@ -108,10 +111,17 @@ final class MPILink: @unchecked Sendable {
         info.byte_length = UInt64(shape.rows * shape.cols * dtype.size)
         info.tag = UInt64(item)
         var status = conveyor_mpi_link_send_post(handle, data, &info)
+        // Once the rank stops, the frame still gets up to the liveness bound to go out: the
+        // slot it is sent from is unmapped when the run ends, and a receiver that already
+        // matched it would read unmapped memory.
+        var stoppedAt: UInt64?
         while status == 0 {
             status = conveyor_mpi_link_send_wait(handle, 0, slice, nil)
             if status == Int32(CONVEYOR_E_TIMEOUT.rawValue) {
-                if stop() { throw Failure(status: Int32(CONVEYOR_E_CLOSED.rawValue), message: "the run on this rank stopped") }
+                if stoppedAt == nil && stop() { stoppedAt = nowNanoseconds() }
+                if let stoppedAt, nowNanoseconds() - stoppedAt > UInt64(liveness) {
+                    throw Failure(status: Int32(CONVEYOR_E_CLOSED.rawValue), message: "the run on this rank stopped")
+                }
                 status = 0
                 continue
             }

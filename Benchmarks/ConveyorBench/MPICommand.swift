@@ -42,7 +42,8 @@ struct MPICommand: ParsableCommand {
         MPIJob.finish()
     }
 
-    /// Rounds per block: about 40 ms of transfer per block and variant, at least 10.
+    /// Rounds per block and variant: 8 × (8 MiB / payload), within 10...400 (400 of 64 KiB,
+    /// 10 of 8 MiB or 64 MiB).
     private func rounds(_ bytes: Int) -> Int { max(10, min(400, 40 * (8 << 20) / max(bytes, 1) / 5)) }
 
     private func ping(rank: Int) throws -> [MPIPingRow] {

@@ -2,6 +2,7 @@
  * job.c — the MPI job around the links: start-up with MPI_THREAD_MULTIPLE, the way out,
  * ranks, and the messages of this library's statuses.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,11 +37,16 @@ int conveyor_mpi_init(int *argc, char ***argv) {
     return connect_every_pair(MPI_COMM_WORLD);
 }
 
-int conveyor_mpi_finalize(void) {
+/* MPI is initialized and not yet finalized: MPI calls may be made. */
+static bool mpi_running(void) {
     int initialized = 0, finalized = 0;
     MPI_Initialized(&initialized);
     MPI_Finalized(&finalized);
-    if (!initialized || finalized) return CONVEYOR_OK;
+    return initialized && !finalized;
+}
+
+int conveyor_mpi_finalize(void) {
+    if (!mpi_running()) return CONVEYOR_OK;
     return MPI_Finalize() == MPI_SUCCESS ? CONVEYOR_OK : CONVEYOR_E_SYSTEM;
 }
 
@@ -53,19 +59,13 @@ void conveyor_mpi_abort(int code) {
 }
 
 int conveyor_mpi_world_rank(void) {
-    int initialized = 0, finalized = 0, rank = -1;
-    MPI_Initialized(&initialized);
-    MPI_Finalized(&finalized);
-    if (!initialized || finalized) return -1;
-    return MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS ? rank : -1;
+    int rank = -1;
+    return mpi_running() && MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS ? rank : -1;
 }
 
 int conveyor_mpi_world_size(void) {
-    int initialized = 0, finalized = 0, size = -1;
-    MPI_Initialized(&initialized);
-    MPI_Finalized(&finalized);
-    if (!initialized || finalized) return -1;
-    return MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS ? size : -1;
+    int size = -1;
+    return mpi_running() && MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS ? size : -1;
 }
 
 int conveyor_mpi_world_dup(MPI_Comm *comm) {

@@ -110,6 +110,19 @@ void cv_mpi_give_up(conveyor_mpi_link *link, MPI_Request *request, bool in_link)
     *request = MPI_REQUEST_NULL;
 }
 
+int cv_mpi_wait_request(conveyor_mpi_link *link, MPI_Request *request, const char *what, bool peer_may_leave) {
+    int64_t start = cv_mpi_now_ns();
+    int status = CONVEYOR_OK;
+    while (status == CONVEYOR_OK) {
+        int done = 0, rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, what, rc);
+        else if (done) break;
+        else if ((status = cv_mpi_check_peer_while(link, peer_may_leave)) == CONVEYOR_OK) cv_mpi_pause();
+    }
+    link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
+    return status;
+}
+
 uint64_t cv_mpi_element_size(uint32_t dtype) {
     switch (dtype) {
     case CONVEYOR_DTYPE_BYTES: return 1;

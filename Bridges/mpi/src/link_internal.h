@@ -123,6 +123,11 @@ void cv_mpi_pause(void);
 enum { IDLE_SPIN_NS = 200000, IDLE_NAP_NS = 50000 };
 void cv_mpi_pause_idle(int64_t since);
 
+/* Waits for `request` (posted, its buffer the link's or the caller's) with the liveness
+ * check; with `peer_may_leave`, the peer's BYE alone is no error. Counts the time in
+ * blocked_ns. CONVEYOR_OK once it completed, else the failure (the request still posted). */
+int cv_mpi_wait_request(conveyor_mpi_link *link, MPI_Request *request, const char *what, bool peer_may_leave);
+
 /* Gives up a posted request after an error: cancels it and waits at most heartbeat_ns for
  * MPI to let it go; if it does not (a matched receive, a send Open MPI cannot cancel), frees
  * the request, which MPI then finishes or drops with the job. `in_link`: the request's

@@ -55,15 +55,8 @@ static int acknowledge_end(conveyor_mpi_link *link) {
     MPI_Request request = MPI_REQUEST_NULL;
     int rc = MPI_Isend(&link->ack_out, sizeof link->ack_out, MPI_BYTE, link->peer, link->tag_back, link->comm, &request);
     if (rc != MPI_SUCCESS) return cv_mpi_call_failed(link, "MPI_Isend (acknowledgement)", rc);
-    int status = CONVEYOR_OK;
-    while (status == CONVEYOR_OK) {
-        int done = 0;
-        rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, "MPI_Test (acknowledgement)", rc);
-        else if (done) return CONVEYOR_OK;
-        else if ((status = cv_mpi_check_peer(link)) == CONVEYOR_OK) cv_mpi_pause();
-    }
-    cv_mpi_give_up(link, &request, true);
+    int status = cv_mpi_wait_request(link, &request, "MPI_Test (acknowledgement)", false);
+    if (status != CONVEYOR_OK) cv_mpi_give_up(link, &request, true);
     return status;
 }
 

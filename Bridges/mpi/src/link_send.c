@@ -143,21 +143,6 @@ int conveyor_mpi_link_send(conveyor_mpi_link *link, const void *data, const conv
     return status == CONVEYOR_OK ? conveyor_mpi_link_send_wait(link, 0, -1, NULL) : status;
 }
 
-/* Waits for `request` (already posted) with the liveness check; counts the time blocked.
- * With `peer_may_leave`, the peer's BYE alone is no error (see link.c). */
-static int wait_request(conveyor_mpi_link *link, MPI_Request *request, const char *what, bool peer_may_leave) {
-    int64_t start = cv_mpi_now_ns();
-    int status = CONVEYOR_OK;
-    while (status == CONVEYOR_OK) {
-        int done = 0, rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, what, rc);
-        else if (done) break;
-        else if ((status = cv_mpi_check_peer_while(link, peer_may_leave)) == CONVEYOR_OK) cv_mpi_pause();
-    }
-    link->stats.blocked_ns += (uint64_t)(cv_mpi_now_ns() - start);
-    return status;
-}
-
 int conveyor_mpi_link_close(conveyor_mpi_link *link) {
     int status = usable_sender(link);
     if (status != CONVEYOR_OK || link->finished) return status;
@@ -175,9 +160,9 @@ int conveyor_mpi_link_close(conveyor_mpi_link *link) {
     link->end_out.seq = link->seq;
     rc = MPI_Isend(&link->end_out, sizeof link->end_out, MPI_BYTE, link->peer, link->tag_desc, link->comm, &end_request);
     if (rc != MPI_SUCCESS) status = cv_mpi_call_failed(link, "MPI_Isend (end of stream)", rc);
-    if (status == CONVEYOR_OK) status = wait_request(link, &end_request, "MPI_Test (end of stream)", false);
+    if (status == CONVEYOR_OK) status = cv_mpi_wait_request(link, &end_request, "MPI_Test (end of stream)", false);
     // The receiver says BYE right after its acknowledgement, which may overtake it.
-    if (status == CONVEYOR_OK) status = wait_request(link, &ack_request, "MPI_Test (acknowledgement)", true);
+    if (status == CONVEYOR_OK) status = cv_mpi_wait_request(link, &ack_request, "MPI_Test (acknowledgement)", true);
     if (status != CONVEYOR_OK) {
         cv_mpi_give_up(link, &end_request, true);
         cv_mpi_give_up(link, &ack_request, true);

@@ -1,10 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conveyor.h — the whole C contract of Conveyor's core.
  *
  * Conveyor moves large numeric arrays between the stages of a pipeline without copying
  * them. This header is its embeddable C11 core: SIMD elementwise kernels with OpenMP
- * parallel loops. If a name is not declared here, it is not API: everything under
- * CKernels/src is private and may change in any release.
+ * parallel loops, zero-copy rings, pools and channels of slots over shared memory, and
+ * the protocol that makes a process of any language a pipeline stage. If a name is not
+ * declared here, it is not API: everything under CKernels/src is private and may change
+ * in any release.
  *
  * Reading order, simple to advanced:
  *   1. Versions         compile-time macros and the runtime version of the library.
@@ -19,6 +22,7 @@
  *   9. Pools, channels  the pieces a pipeline's transport is made of: a shared pool of
  *                       slots, and index channels (with wait-any) that pass slot
  *                       numbers forward and back.
+ *  10. Stage programs   a process of any language serving a pipeline's items in place.
  *
  * Conventions that hold for every function below:
  *   - Prefix: every public symbol starts with `conveyor_` or `CONVEYOR_`.
@@ -75,14 +79,14 @@ extern "C" {
 /** Major version: incremented on any incompatible change of this header. */
 #define CONVEYOR_VERSION_MAJOR 0
 /** Minor version: incremented when functions or status codes are added. */
-#define CONVEYOR_VERSION_MINOR 5
+#define CONVEYOR_VERSION_MINOR 6
 /** Patch version: incremented for fixes that change no declaration. */
 #define CONVEYOR_VERSION_PATCH 0
 /** The version as one comparable number: major * 10000 + minor * 100 + patch. */
 #define CONVEYOR_VERSION_NUMBER \
     (CONVEYOR_VERSION_MAJOR * 10000 + CONVEYOR_VERSION_MINOR * 100 + CONVEYOR_VERSION_PATCH)
 /** The version as a string literal, "major.minor.patch". */
-#define CONVEYOR_VERSION_STRING "0.5.0"
+#define CONVEYOR_VERSION_STRING "0.6.0"
 /** True (1) at compile time when this header is at least version major.minor.patch. */
 #define CONVEYOR_CHECK_VERSION(major, minor, patch) \
     (CONVEYOR_VERSION_NUMBER >= ((major) * 10000 + (minor) * 100 + (patch)))
@@ -93,7 +97,7 @@ extern "C" {
  */
 CONVEYOR_API int conveyor_version_number(void);
 
-/** The linked library's version as a static string, e.g. "0.5.0". Never NULL. */
+/** The linked library's version as a static string, e.g. "0.6.0". Never NULL. */
 CONVEYOR_API const char *conveyor_version_string(void);
 
 /* ===================================================================================
@@ -671,7 +675,7 @@ CONVEYOR_API int conveyor_ring_abandon(conveyor_ring *ring);
 
 /**
  * Producer: copies info->byte_length bytes from `bytes` into a loaned slot and commits
- * it — the copying queue (like the answer's ArrayQueue), for data not built in place.
+ * it — the copying queue (like the ArrayQueue of one of the question's answers), for data not built in place.
  * Errors: those of loan and commit.
  */
 CONVEYOR_API int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *bytes,

@@ -11,7 +11,7 @@
 
 #ifdef CONVEYOR_HAVE_OPENMP
 /* Declared here rather than through omp.h, which Debian keeps outside the default include
- * path (see ../shared/toolchain.md). These are stable OpenMP 1.0 entry points. */
+ * path (with clang: /usr/lib/llvm-<n>/lib/clang/<n>/include). These are stable OpenMP 1.0 entry points. */
 int omp_get_max_threads(void);
 #endif
 

@@ -15,7 +15,10 @@ STATS_KEYS = {"frames_committed", "bytes_committed", "frames_released", "produce
 
 
 def test_version():
-    assert conveyor.__version__ == "0.5.0"
+    # The package and the C core it links are one release (scripts/check-versions holds
+    # the header, meson.build, pyproject.toml and the changelog to the same number).
+    assert conveyor.__version__ == "0.6.0"
+    assert conveyor.c_version() == conveyor.__version__
 
 
 @pytest.mark.parametrize("backing", ["memfd", "named", "anonymous"])

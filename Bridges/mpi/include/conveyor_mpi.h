@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conveyor_mpi.h — Conveyor's bridge to other hosts over MPI (Open MPI, MPICH).
  *

@@ -31,6 +31,6 @@ public enum Kernels {
         set { ConveyorError.expect(conveyor_set_parallel_threshold(max(0, newValue)), from: "conveyor_set_parallel_threshold") }
     }
 
-    /// The version of the linked C core, e.g. `"0.1.0"`.
+    /// The version of the linked C core, `"major.minor.patch"` (`CONVEYOR_VERSION_STRING`).
     public static var version: String { String(cString: conveyor_version_string()) }
 }

@@ -1,5 +1,6 @@
-"""The question's program (../shared/seed/, 2016) with its decorator replaced by the
-drop-in, run as a script by test_dropin.py: python question.py START_METHOD SEED.
+"""The question's program (the 2016 question Conveyor answers) with its decorator
+replaced by the drop-in, run as a script by test_dropin.py: python question.py
+START_METHOD SEED.
 
 Only what Python 2 syntax requires is changed (`print r` -> print(r.sum()), one line a
 result) and the data is smaller; the script first sets multiprocessing's default start

@@ -304,7 +304,7 @@ static PyMethodDef cvpy_module_methods[] = {
      "The exception instance conveyor raises for C status `status` (not raised). For the\n"
      "Python layer's own validation. Cost: one exception object."},
     {"c_version", cvpy_version_py, METH_NOARGS,
-     "c_version($module)\n--\n\nThe version string of the linked C core, e.g. '0.5.0'."},
+     "c_version($module)\n--\n\nThe version string of the linked C core, e.g. '0.6.0'."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -97,7 +97,7 @@ extern "C" {
  */
 CONVEYOR_API int conveyor_version_number(void);
 
-/** The linked library's version as a static string, e.g. "0.6.0". Never NULL. */
+/** The linked library's version as a static string, "major.minor.patch". Never NULL. */
 CONVEYOR_API const char *conveyor_version_string(void);
 
 /* ===================================================================================
@@ -118,20 +118,20 @@ enum conveyor_status {
     CONVEYOR_E_UNSUPPORTED = 6,      /**< The feature is not built in (e.g. no OpenMP). */
     CONVEYOR_E_NO_MEMORY = 7,        /**< An allocation failed. */
     CONVEYOR_E_TIMEOUT = 8,          /**< Nothing became ready before the timeout (0 = try once). */
-    CONVEYOR_E_END_OF_STREAM = 9,    /**< The producer closed the ring and every frame was received. */
-    CONVEYOR_E_CLOSED = 10,          /**< The ring is closed: no more frames may be loaned. */
+    CONVEYOR_E_END_OF_STREAM = 9,    /**< The sender closed the ring or lane and everything sent was received. */
+    CONVEYOR_E_CLOSED = 10,          /**< The ring or lane is closed: nothing more may be loaned or sent. */
     CONVEYOR_E_PEER_DEAD = 11,       /**< The process on the other side died (or left) without closing. */
     CONVEYOR_E_BAD_STATE = 12,       /**< Call out of order: commit without loan, double release... */
     CONVEYOR_E_WRONG_ROLE = 13,      /**< A producer call on a consumer handle, or the reverse. */
     CONVEYOR_E_NOT_A_RING = 14,      /**< The memory does not start with a ring header (or, since 0.5, the pool or channel header asked for). */
-    CONVEYOR_E_VERSION = 15,         /**< The ring was made with another layout version. */
-    CONVEYOR_E_TRUNCATED = 16,       /**< The file starts like a ring but is smaller than its header says. */
+    CONVEYOR_E_VERSION = 15,         /**< The ring, pool or channel was made with another layout version. */
+    CONVEYOR_E_TRUNCATED = 16,       /**< The file starts like a ring, pool or channel but is smaller than its header says. */
     CONVEYOR_E_CORRUPT = 17,         /**< A shared index or frame header is impossible. */
-    CONVEYOR_E_EXISTS = 18,          /**< A named ring of that name already exists. */
+    CONVEYOR_E_EXISTS = 18,          /**< A NAMED ring, pool or channel of that name already exists. */
     CONVEYOR_E_BUSY = 19,            /**< That side is held by another live handle (in this or another process). */
     CONVEYOR_E_SYSTEM = 20,          /**< A system call failed; errno tells which way. */
     CONVEYOR_E_TOO_LARGE = 21,       /**< A frame does not fit in a slot. */
-    CONVEYOR_E_NOT_SEALED = 22       /**< A ring fd is not sealed against resizing (F_SEAL_SHRINK/GROW). Since 0.3. */
+    CONVEYOR_E_NOT_SEALED = 22       /**< A ring, pool or channel fd is not sealed against resizing (F_SEAL_SHRINK/GROW). Since 0.3. */
 };
 
 /**
@@ -367,11 +367,11 @@ CONVEYOR_API int conveyor_f32_sum(const float *x, size_t n, double *result);
 /**
  * Generate, transform and sum in one pass: *result is, to the bit, what
  * conveyor_f64_fill_uniform(tmp, n, seed, stream, first), then
- * conveyor_f64_program(tmp, tmp, n, ops, count), then conveyor_f64_sum(tmp, n) give on
+ * conveyor_f64_program(tmp, tmp, n, ops, count), then conveyor_f64_sum(tmp, n, result) give on
  * the same thread count — but the n values are never stored: each thread makes, transforms
  * and sums them 32 at a time in registers (f64), or in blocks of 4096 values that stay in
- * its L1/L2 cache (f32). This is the fused answer to
- * "sum f(g(h(x))) over generated samples" when nothing else needs the samples.
+ * its L1/L2 cache (f32). Use it to sum
+ * f(g(h(x))) over generated samples when nothing else needs them.
  * Only ops without an operand array (codes below CONVEYOR_OP_ADD) are accepted.
  * Cost: compute only (one hash, the program's steps and one TwoSum per value); no memory
  * traffic, at most 16 KB of stack per thread.
@@ -675,7 +675,7 @@ CONVEYOR_API int conveyor_ring_abandon(conveyor_ring *ring);
 
 /**
  * Producer: copies info->byte_length bytes from `bytes` into a loaned slot and commits
- * it — the copying queue (like the ArrayQueue of one of the question's answers), for data not built in place.
+ * it: one copy into the slot, for data not built in place.
  * Errors: those of loan and commit.
  */
 CONVEYOR_API int conveyor_ring_push(conveyor_ring *ring, int64_t timeout_ns, const void *bytes,

@@ -27,11 +27,12 @@ Ring pickled by multiprocessing, unrelated ones attach a named ring by name.
 Pipelines. conveyor.Pipeline(source, ...).stage(h).stage(g)... runs each stage in its
 own process over shared-memory slot pools and channels (the C core's, as Swift's
 Pipeline does): stages read their input in place and write their output into a slot,
-nothing is pickled; run(reduce, initial) or iterate the results in order. For the
-question's own generator code, `from conveyor import parallel_pipeline` is a drop-in
-for its decorator. Failures raise StageFailed / StageDied (PipelineError) naming the
-stage and item. .external(command) runs a program as a stage (C, Swift, or Python:
-conveyor.serve_stage(fn) is the whole program side), on the same slots in place.
+nothing is pickled; run(reduce, initial) or iterate the results in order. For code
+written as generator stages composed like ``f(g(h(xs)))``, ``from conveyor import
+parallel_pipeline`` is a drop-in decorator that runs each stage in its own process.
+Failures raise StageFailed / StageDied (PipelineError) naming the stage and item.
+.external(command) runs a program as a stage (C, Swift, or Python: conveyor.serve_stage(fn)
+is the whole program side), on the same slots in place.
 
 Errors are classes per C status under ConveyorError (.status, .name), e.g. PeerDied,
 Timeout (also a TimeoutError), EndOfStream, RingCorrupt, InvalidArgument (also a
@@ -86,7 +87,7 @@ from ._pipeline import (
     serve_stage,
 )
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "Ring", "Producer", "Consumer", "Loan", "Frame",
@@ -104,5 +105,7 @@ __all__ = [
 
 
 def c_version():
-    """The version of the C core linked into the extension, e.g. '0.5.0'."""
+    """The version of the C core linked into the extension, as a "major.minor.patch"
+    string (conveyor_version_string()); equal to __version__ for a consistent install.
+    Cost: a call into the extension. Never fails."""
     return _core.c_version()

@@ -39,7 +39,7 @@
  * CONVEYOR_E_PEER_DEAD once nothing came from the peer for liveness_ns, so a rank that
  * dies, hangs in a way that stops its heartbeats, or loses its link is reported by the
  * other side within liveness_ns + heartbeat_ns. Under mpirun, disable the job's abort on
- * a dead rank (Open MPI: `--mca orte_abort_on_non_zero_status 0`) to let the survivors
+ * a dead rank (Open MPI 4: `--mca orte_abort_on_non_zero_status 0`) to let the survivors
  * report it; after such an error a rank should call conveyor_mpi_abort, not MPI_Finalize
  * (which waits for the dead rank).
  *

@@ -32,7 +32,7 @@ __all__ = ["parallel_pipeline"]
 def parallel_pipeline(buffer_size=50, *, shape=None, dtype=None):
     """Decorator for a generator stage ``f(xs)``: ``f(upstream)`` then runs f in its own
     process as part of a Conveyor pipeline, with ``buffer_size`` slots for what f yields
-    (the question's queue size). ``shape``/``dtype`` declare what f yields when it is not
+    (what a multiprocessing.Queue's maxsize would be). ``shape``/``dtype`` declare what f yields when it is not
     its input's shape and dtype. Iterating the outermost call yields the last stage's
     arrays in order as read-only views (copy what you keep for long). Raises
     PipelineDefinitionError for a bad argument, StageFailed/StageDied when a stage fails

@@ -90,7 +90,7 @@ class Pipeline:
     dtype that casts to the declared one safely. A stage runs in its own process, so
     what it changes in globals stays there.
 
-    ``buffer``: slots each writing stage replica owns (the question's queue size): at
+    ``buffer``: slots each writing stage replica owns (a queue's maxsize, in effect): at
     most that many of its items are in flight; small is fast (the working set stays in
     cache). ``start``: "fork" (stages may be any callable, lambdas too) or "spawn"
     (stages and source must be picklable: module-level functions).

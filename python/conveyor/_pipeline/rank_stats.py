@@ -21,10 +21,18 @@ class RankStats:
 
     @classmethod
     def from_report(cls, report):
+        """The RankStats of a rank's end-of-run report: `report` is the dict to_report made
+        (as decoded from JSON on rank 0). Missing ``segments`` and ``links`` read as empty
+        lists, a missing ``failure`` as None. Cost: no copy of the lists. Raises KeyError
+        when ``rank`` is absent."""
         return cls(report["rank"], report.get("segments", []), report.get("links", []),
                    report.get("failure"))
 
     def to_report(self):
+        """This rank's statistics as a plain dict of ``rank``, ``segments``, ``links`` and
+        ``failure`` (JSON-serializable, sent to rank 0 at the end of a run; from_report
+        reads it back). Cost: one small dict, the lists are shared, not copied. Never
+        fails."""
         return {"rank": self.rank, "segments": self.segments, "links": self.links,
                 "failure": self.failure}
 

@@ -1,7 +1,8 @@
 // swift-tools-version:6.2
 //
 // Conveyor: zero-copy numeric pipelines. A C11 core (CKernels: SIMD + OpenMP kernels,
-// later the shared-memory ring) under a typed Swift façade (Conveyor).
+// the shared-memory ring, slot pools and index channels, stage programs) under a typed
+// Swift façade (Conveyor).
 //
 // Dependencies, each justified:
 // - swift-argument-parser: the benchmark executable's subcommands and options; the
@@ -10,10 +11,11 @@
 //   block (abort flag, per-stage counters) lives in shared memory that forked stage
 //   processes update; the standard library's `Atomic` must be a stored property and
 //   cannot sit at an address in an mmap'd region.
+// - swift-docc-plugin: builds the DocC catalog (scripts/check-docs); a plugin, never linked.
 import PackageDescription
 
 /// OpenMP is a trait, on by default. Debian's libomp-dev ships only `libomp.so.5` in the
-/// multiarch directory, so the link names that file exactly (see ../shared/toolchain.md).
+/// multiarch directory (no `libomp.so`), so the link names that file exactly.
 /// `swift build --disable-default-traits` builds a serial library with the same API.
 let openMP: Set<String> = ["OpenMP"]
 
@@ -46,6 +48,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .target(

@@ -91,7 +91,7 @@ public struct ConveyorError: Error, RawRepresentable, Hashable, Sendable, Custom
     /// The stream ended normally.
     ///
     /// The producer (or every sender of a channel) closed, and everything it sent was
-    /// received. Not an error for Swift callers: ``Consumer/receive(timeout:)`` returns
+    /// received. Not an error for Swift callers: ``Consumer/receive(timeout:)-19tsq`` returns
     /// `nil` for it.
     ///
     /// The corresponding C code is `CONVEYOR_E_END_OF_STREAM` (9).

@@ -31,7 +31,7 @@ public enum ExecutionMode: String, Sendable, CaseIterable {
 /// working set stays in the last-level cache.
 ///
 /// Every stage declares the shape and element type it writes (a closure stage may change
-/// both, see ``stage(_:rows:cols:as:replicas:_:)``), so all shared memory is sized and
+/// both, see ``stage(_:rows:cols:as:replicas:on:_:)``), so all shared memory is sized and
 /// mapped before the run starts, and reported in ``PipelineStats/sharedMemoryBytes``.
 ///
 /// ```swift
@@ -82,15 +82,16 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     public var outputShape: Shape { stages.last?.outputShape ?? source.outputShape }
 
     /// Adds a kernel stage: `program` runs in the C kernels on the item in its slot, which
-    /// is then handed on. Adjacent kernel stages are fused by default (see
-    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)``). An operand matrix in `program`
-    /// must have the items' shape, and a program has at most 16 steps; `run` reports a
+    /// is then handed on. Adjacent kernel stages are fused by default (see `fusion` in
+    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)-40a6e``). An operand matrix in
+    /// `program` must have the items' shape, and a program has at most 16 steps; `run` reports a
     /// violation as ``PipelineError/invalidDefinition(_:)``.
     ///
     /// `on` places the stage (all its replicas) on a rank of an MPI job, for
     /// `runAcrossRanks` (trait MPI); a stage that names none runs where the one
-    /// before it does (the source on rank 0). ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)``
-    /// refuses a stage placed on a rank other than 0.
+    /// before it does (the source on rank 0).
+    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)-40a6e`` refuses a stage placed
+    /// on a rank other than 0.
     public func stage(_ name: String, _ program: [ElementwiseOp<Element>], replicas: Int = 1,
                       on placement: Placement? = nil) -> Pipeline {
         var next = self
@@ -192,6 +193,12 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
     ///     waits forever. Waiting for input or for a slot never counts.
     ///   - progress: whether a progress line goes to stderr; by default only when stderr is
     ///     a terminal (see ``ProgressDisplay``).
+    ///   - initial: the result before the first item (`into: 0.0` for a sum).
+    ///   - reduce: folds each item into the result, in index order (or as items arrive
+    ///     when `ordered` is `false`), on the calling thread. The matrix is a read-only view
+    ///     of the item's slot, valid only during the call: compute from it, do not keep it
+    ///     (a copy kept past the call is detached from the slot). A throw stops the run
+    ///     with ``PipelineError/sinkFailed(item:message:)``.
     /// - Throws: ``PipelineError`` naming the stage and item when anything fails; nothing
     ///   (process, thread, shared memory) is left behind.
     public func run<Result>(_ mode: ExecutionMode = .threads, buffer: Int = 3, fusion: Bool = true,
@@ -210,7 +217,7 @@ public struct Pipeline<Element: MatrixElement>: Sendable {
         return PipelineRun(result: result, stats: stats)
     }
 
-    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)`` from async
+    /// ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)-40a6e`` from async
     /// code. The run happens on a thread of its own (`BlockingThreads`; its stages have
     /// theirs), never on one of Swift's cooperative threads: the awaiting task is suspended, not blocked, and resumes
     /// when the run ends. Cancelling the task stops every stage within a wait slice (10 ms)

@@ -1,5 +1,5 @@
 /// Per-stage statistics of a pipeline run: where the time went, and which stage limits
-/// throughput — the analysis the question's answer had to do by hand.
+/// throughput.
 public struct PipelineStats: Sendable, CustomStringConvertible {
     /// One stage (all its replicas together).
     public struct StageStats: Sendable {

@@ -4,8 +4,8 @@
 /// The same executable is started on every rank (`mpirun -n K`), and
 /// `Pipeline.runAcrossRanks` (trait MPI)
 /// runs on each the stages placed there; every edge between stages on different ranks
-/// crosses in MPI messages (a send bridge on one side, a receive bridge straight into a
-/// slot on the other). The source and the sink are on rank 0; a stage that names no rank
+/// crosses a link (conveyor_mpi.h) in MPI messages: the sending side sends each item from
+/// its slot, the receiving side receives it straight into a slot of its own. The source and the sink are on rank 0; a stage that names no rank
 /// runs where the stage before it does. All replicas of a stage share its rank: to spread
 /// replicas over hosts, declare a stage per host.
 public enum Placement: Sendable, Hashable, CustomStringConvertible {

@@ -12,7 +12,7 @@ import Glibc  // exit
 /// ```swift
 /// // g-stage: the g of the question, as a program.
 /// exit(StageServer.serve(input: Double.self, output: Double.self) { x, out in
-///     try out.assign(x.applying([.multiply(3)])) })
+///     out = try x.applying([.multiply(3)]) })   // same shape: copied into the slot
 /// ```
 public enum StageServer {
     /// Serves the stage this process was started for until the pipeline ends the stream:

@@ -5,7 +5,7 @@ extension Pipeline {
     /// Runs the pipeline across the ranks of an MPI job: call it on every rank of the same
     /// executable started with `mpirun -n K`; each rank runs the stages placed on it
     /// (``Placement``, `.stage("g", ..., on: .rank(1))`), in threads or forked processes
-    /// as ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)``
+    /// as ``run(_:buffer:fusion:ordered:dealing:monitor:stallTimeout:progress:into:_:)-40a6e``
     /// does, and every edge between ranks crosses a link (conveyor_mpi.h): the sending
     /// side's sink sends each item from its slot, the receiving side's source receives it
     /// straight into a slot of its own (the network's copy is the only one). Rank 0 holds
@@ -20,9 +20,17 @@ extension Pipeline {
     ///   - mode: `.threads` or `.processes` on each rank; the workers that drive a link
     ///     always run as threads of the rank's own process (a forked child must not use
     ///     MPI). `.spawnedProcesses` is refused.
-    ///   - link: chunk size, liveness bound and heartbeat of the links.
-    ///   - Other parameters: as for `run`; `stallTimeout` also bounds a wait for an item
-    ///     from another rank (that wait is the receiving stage's work).
+    ///   - buffer: slots each producing worker owns, as for `run`, in every rank's
+    ///     segments.
+    ///   - fusion: fuse adjacent kernel stages, as for `run`, within each rank's segments.
+    ///   - ordered: as for `run`, in every rank's segments.
+    ///   - stallTimeout: as for `run`; it also bounds a wait for an item from another
+    ///     rank (that wait is the receiving stage's work).
+    ///   - options: the `link:` argument: chunk size, liveness bound and heartbeat of the
+    ///     links (``LinkOptions``).
+    ///   - initial: the result before the first item. Only rank 0 reduces: the other
+    ///     ranks return a ``RanksRun`` whose `result` is `nil`.
+    ///   - reduce: the sink's fold, as for `run`, called on rank 0 for every item.
     /// - Throws: ``PipelineError``: on rank 0, ``PipelineError/rankFailed(rank:message:)``
     ///   with the rank that failed first (a stage's own failure before the link failures
     ///   it caused) and its message, or rank 0's own failure; on another rank, its own.

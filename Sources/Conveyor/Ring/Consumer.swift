@@ -42,12 +42,12 @@ public struct Consumer: ~Copyable, Sendable {
         return ReadLease(handle: handle, base: data!, info: info)
     }
 
-    /// ``receive(timeout:)`` for async code, which never blocks a thread of the
+    /// ``receive(timeout:)-19tsq`` for async code, which never blocks a thread of the
     /// cooperative pool.
     ///
     /// Tries once without waiting (when a frame is ready: a few loads, no system call, no
     /// thread switch). If it must wait, the task suspends and a dedicated OS thread waits
-    /// for it (``RingWait``): a wake-up of that thread and a resumption of the task, some
+    /// for it: a wake-up of that thread and a resumption of the task, some
     /// microseconds, are the price. Same timeouts, errors and `nil` at end of stream as the
     /// blocking form, plus ``RingError/cancelled``, thrown within 5 ms of the task's
     /// cancellation (a frame that arrives in that time is returned instead, never lost),

@@ -41,12 +41,12 @@ public struct Producer: ~Copyable, Sendable {
         return WriteLease(handle: handle, slot: data!.assumingMemoryBound(to: Element.self), rows: rows, cols: cols)
     }
 
-    /// ``loan(rows:cols:of:timeout:)`` for async code, which never blocks a thread of the
+    /// ``loan(rows:cols:of:timeout:)-4ptu0`` for async code, which never blocks a thread of the
     /// cooperative pool.
     ///
     /// Tries once without waiting (a slot is usually free: a few loads, no system call,
     /// no thread switch). If it must wait, the task suspends and a dedicated OS thread
-    /// waits for it (``RingWait``): a wake-up of that thread and a resumption of the task,
+    /// waits for it: a wake-up of that thread and a resumption of the task,
     /// some microseconds, are the price. Same timeouts and errors as the blocking form,
     /// plus ``RingError/cancelled``, thrown within 5 ms of the task's cancellation, and
     /// ``RingError/core(_:errno:)`` with ``ConveyorError/system`` and the error of
@@ -64,7 +64,7 @@ public struct Producer: ~Copyable, Sendable {
     }
 
     /// Copies `matrix` into a slot and publishes it: the copying queue, for a matrix that
-    /// was not built in a loaned slot. Errors as ``loan(rows:cols:of:timeout:)``.
+    /// was not built in a loaned slot. Errors as ``loan(rows:cols:of:timeout:)-4ptu0``.
     public func push<Element: MatrixElement>(_ matrix: Matrix<Element>, tag: UInt64 = 0,
                                              timeout: Duration? = nil) throws(RingError) {
         var lease = try loan(rows: matrix.rows, cols: matrix.cols, of: Element.self, timeout: timeout)

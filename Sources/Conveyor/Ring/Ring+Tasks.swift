@@ -12,7 +12,7 @@ extension Ring.Ends {
     ///
     /// Each body owns its end (it may keep it, hand it on or let it go). The tasks run on
     /// the cooperative pool, in parallel when it has two threads free; use the async
-    /// ``Producer/loan(rows:cols:of:timeout:)`` and ``Consumer/receive(timeout:)`` in them,
+    /// ``Producer/loan(rows:cols:of:timeout:)-4sbjn`` and ``Consumer/receive(timeout:)-9yu9d`` in them,
     /// which never block a pool thread, not the blocking forms. Cost: two child tasks.
     ///
     /// - Throws: the first error either body throws. The other task is then cancelled

@@ -6,7 +6,7 @@ import Glibc
 
 /// Why a ring operation did not complete.
 ///
-/// End of stream is not an error: ``Consumer/receive(timeout:)`` returns `nil` for it.
+/// End of stream is not an error: ``Consumer/receive(timeout:)-19tsq`` returns `nil` for it.
 /// The C statuses a ring caller handles in the normal course of a stream have cases of
 /// their own (``timedOut``, ``closed``, ``peerDied``); every other C status arrives as
 /// ``core(_:errno:)`` with its named ``ConveyorError`` (`.core(.busy, errno: 0)`), and

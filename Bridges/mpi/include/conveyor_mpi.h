@@ -36,7 +36,8 @@
  * hostile sender gets CONVEYOR_E_CORRUPT, never a write outside the buffer.
  *
  * Liveness: a peer is alive while its heartbeats come. Every wait on a link fails with
- * CONVEYOR_E_PEER_DEAD once nothing came from the peer for liveness_ns, so a rank that
+ * CONVEYOR_E_PEER_DEAD once nothing came from the peer for liveness_ns, or once MPI could
+ * not carry a heartbeat to or from it (the message then names MPI's error), so a rank that
  * dies, hangs in a way that stops its heartbeats, or loses its link is reported by the
  * other side within liveness_ns + heartbeat_ns. Under mpirun, disable the job's abort on
  * a dead rank (Open MPI 4: `--mca orte_abort_on_non_zero_status 0`) to let the survivors

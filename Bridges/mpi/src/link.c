@@ -61,10 +61,15 @@ int cv_mpi_fail(conveyor_mpi_link *link, int status, const char *format, ...) {
     return status;
 }
 
+// MPI's text for an error code, or its number when MPI has none.
+static void describe_mpi_error(int code, char message[MPI_MAX_ERROR_STRING]) {
+    int length = 0;
+    if (MPI_Error_string(code, message, &length) != MPI_SUCCESS) snprintf(message, MPI_MAX_ERROR_STRING, "error %d", code);
+}
+
 int cv_mpi_call_failed(conveyor_mpi_link *link, const char *call, int code) {
     char message[MPI_MAX_ERROR_STRING];
-    int length = 0;
-    if (MPI_Error_string(code, message, &length) != MPI_SUCCESS) snprintf(message, sizeof message, "error %d", code);
+    describe_mpi_error(code, message);
     link->broken = true;
     return cv_mpi_fail(link, CONVEYOR_MPI_E_MPI, "%s failed: %s", call, message);
 }
@@ -77,7 +82,15 @@ int cv_mpi_check_peer_while(conveyor_mpi_link *link, bool peer_may_leave) {
     bool left = link->beat.peer_left;
     int mpi_error = link->beat.mpi_error;
     pthread_mutex_unlock(&link->beat.lock);
-    if (mpi_error) return cv_mpi_call_failed(link, "a heartbeat", mpi_error);
+    if (mpi_error) {
+        // The heartbeats are the liveness probe: when MPI itself cannot carry one (Open MPI's
+        // TCP transport fails a reconnect to a dead rank with MPI_ERR_INTERN, say), the peer
+        // is unreachable, which the header promises to report as a dead peer.
+        char message[MPI_MAX_ERROR_STRING];
+        describe_mpi_error(mpi_error, message);
+        link->broken = true;
+        return cv_mpi_fail(link, CONVEYOR_E_PEER_DEAD, "the peer cannot be reached: a heartbeat failed: %s", message);
+    }
     if (left && !peer_may_leave) {
         link->broken = true;
         return cv_mpi_fail(link, CONVEYOR_E_PEER_DEAD, "the peer destroyed its end of the link");

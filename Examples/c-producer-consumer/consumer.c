@@ -17,7 +17,8 @@
  */
 #include "frames.h"
 
-/* Returns NULL if the frame is frame t, else what is wrong with it. */
+/* Returns NULL if the frame is frame t, else what is wrong with it; for a wrong element,
+ * *bad_index is set to its index (it is left alone otherwise). */
 static const char *frame_error(const double *x, const conveyor_frame_info *info, uint64_t t,
                                uint64_t *bad_index) {
     if (info->dtype != CONVEYOR_DTYPE_F64) return "dtype is not float64";
@@ -61,14 +62,14 @@ int main(int argc, char **argv) {
             call_failed = 1;
             break;
         }
-        uint64_t bad_index = 0;
+        uint64_t bad_index = UINT64_MAX;
         const char *error = frame_error(data, &info, received, &bad_index);
         if (error == NULL) {
             correct++;
         } else {
             fprintf(stderr, "%s: frame %" PRIu64 " (tag %" PRIu64 "): %s", program, received,
                     info.tag, error);
-            if (strcmp(error, "element differs from the pattern") == 0)
+            if (bad_index != UINT64_MAX)
                 fprintf(stderr, " at %" PRIu64 ": %.17g, expected %.17g", bad_index,
                         ((const double *)data)[bad_index], frame_value(received, bad_index));
             fputc('\n', stderr);
